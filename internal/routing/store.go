@@ -1,0 +1,80 @@
+package routing
+
+import (
+	"context"
+	"errors"
+
+	"github.com/noticed/noticed/internal/notice"
+)
+
+// Store is the one seam between the fan-out and where events live. The
+// memory and Redis backends implement it, and storetest.Run holds both to
+// the same behaviour.
+type Store interface {
+	// Append adds one entry per message, each to its user's stream, applying
+	// retention (max length, time to live), and returns the new ids in the
+	// messages' order.
+	Append(ctx context.Context, msgs []Message) ([]notice.ID, error)
+
+	// Read returns, for each cursor, up to Count entries with ids above
+	// After, oldest first. With CheckGap set it also reports whether entries
+	// above After may have been removed (trimmed, expired or deleted) before
+	// they could be read; After of zero never reports a gap.
+	Read(ctx context.Context, cursors []Cursor) ([]Batch, error)
+
+	// SetNotifier names who is told of new entries. It is called once,
+	// before the first Follow.
+	SetNotifier(n Notifier)
+
+	// Follow starts telling the notifier about new entries of user's stream
+	// and returns the id of its newest entry (zero when it has none). When
+	// Follow returns, every entry added later is guaranteed to be notified.
+	// The hub calls it once per user, when the user's first stream opens.
+	Follow(ctx context.Context, user string) (notice.ID, error)
+
+	// Unfollow stops the notifications for user; after it the store keeps
+	// nothing about following that user.
+	Unfollow(ctx context.Context, user string) error
+
+	// Ping reports whether the store answers now.
+	Ping(ctx context.Context) error
+
+	Close() error
+}
+
+// Notifier is told by the store when followed streams change. Its methods
+// must not block: the store calls them from its own reading goroutine.
+type Notifier interface {
+	// Changed says that user's stream may have new entries.
+	Changed(user string)
+	// Resync says the store may have missed notifications (its connection
+	// dropped and came back): every followed user must be read again.
+	Resync()
+}
+
+// Message is one entry to append.
+type Message struct {
+	User  string
+	Event string // empty: no "event" field
+	Data  string
+}
+
+// Cursor asks for the entries of User's stream after After.
+type Cursor struct {
+	User     string
+	After    notice.ID
+	Count    int
+	CheckGap bool
+}
+
+// Batch answers one Cursor.
+type Batch struct {
+	Entries []notice.Entry
+	// Gap is set (only when asked) when entries above the cursor may have
+	// been removed before they were read.
+	Gap bool
+}
+
+// ErrUnavailable wraps every error that means the store cannot be reached
+// right now; callers retry or answer 503.
+var ErrUnavailable = errors.New("backend unavailable")
