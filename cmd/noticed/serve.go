@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/memstore"
+	"github.com/noticed/noticed/internal/metrics"
+	"github.com/noticed/noticed/internal/redisstore"
+	"github.com/noticed/noticed/internal/routing"
+	"github.com/noticed/noticed/internal/server"
+	"github.com/noticed/noticed/internal/sse"
+)
+
+// serve runs the server until ctx ends (SIGTERM or SIGINT), then drains.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c Config
+	fs := flag.NewFlagSet("noticed serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	serveFlags(fs, &c)
+	if err := parseWithEnv(fs, args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := c.check(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	log, err := newLogger(stdout, c.LogLevel)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	slog.SetDefault(log)
+
+	verifier, dev, err := newVerifier(&c, stderr, log)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+
+	store, err := newStore(ctx, &c, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	hub := routing.New(store, sse.AppendEntry, routing.Options{
+		QueueLen:        c.QueueLen,
+		MaxConnsPerUser: c.MaxConnsPerUser,
+		MaxConns:        maxConns(c.MaxConns),
+		Metrics:         m,
+		Logger:          log,
+	})
+	go hub.Run()
+	streams := sse.NewHandler(hub, store, sse.Options{Heartbeat: c.Heartbeat, Metrics: m, Logger: log})
+	handler := server.New(server.Config{
+		Verifier:           verifier,
+		Store:              store,
+		Streams:            streams,
+		Metrics:            m,
+		Gatherer:           reg,
+		Logger:             log,
+		MaxPayload:         c.MaxPayload,
+		MaxUsersPerPublish: c.MaxUsersPerPublish,
+		CORSOrigins:        c.origins(),
+	})
+
+	// Listen before serving, so a bad or busy address fails at once.
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		hub.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if dev != nil {
+		dev.print(stderr, ln.Addr())
+	}
+	log.Info("noticed listening", "addr", ln.Addr().String(), "backend", backendName(&c), "max_conns", maxConns(c.MaxConns))
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		hub.Close()
+		return err
+	case <-ctx.Done():
+	}
+
+	// Drain: stop accepting, tell every stream to come back soon (each at
+	// its own jittered moment), wait for them to close, bounded.
+	log.Info("shutting down: draining streams", "timeout", c.DrainTimeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), c.DrainTimeout)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(drainCtx) }()
+	hub.Close()
+	if err := <-shut; err != nil {
+		log.Warn("drain timed out; closing the rest", "err", err)
+		srv.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if f, ok := w.(*os.File); ok && isTerminal(f) {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func backendName(c *Config) string {
+	if c.RedisURL == "" {
+		return "memory"
+	}
+	return "redis"
+}
+
+func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, error) {
+	if c.RedisURL == "" {
+		log.Warn("no -redis given: using the embedded in-memory backend: one instance only, nothing kept across restarts")
+		return memstore.New(memstore.Options{MaxLen: int(c.StreamMaxLen), TTL: c.StreamTTL}), nil
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := redisstore.New(startCtx, redisstore.Options{
+		URL: c.RedisURL, Prefix: c.StreamPrefix, MaxLen: c.StreamMaxLen, TTL: c.StreamTTL, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return s, nil
+}
+
+// maxConns is -max-conns, or, when 0, what the open-files limit allows
+// with room left for Redis connections, listeners and logs.
+func maxConns(flagValue int) int {
+	if flagValue > 0 {
+		return flagValue
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<30 {
+		return 0
+	}
+	return max(int(lim.Cur)-256, 64)
+}
+
+// devMode holds the tokens printed when no key is configured.
+type devMode struct {
+	subscriber, publisher string
+}
+
+func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier, *devMode, error) {
+	cfg := auth.Config{Issuer: c.JWTIssuer, Audience: c.JWTAudience, Leeway: c.JWTLeeway}
+	switch {
+	case c.JWTKeyFile != "":
+		pem, err := os.ReadFile(c.JWTKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-jwt-key-file: %w", err)
+		}
+		cfg.PublicKeyPEM = pem
+	case c.JWTSecret != "":
+		cfg.Secret = []byte(c.JWTSecret)
+	default:
+		secret, err := auth.RandomSecret()
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Secret = secret
+		sub, err := auth.Sign(secret, "alice", 24*time.Hour, nil, c.JWTIssuer, c.JWTAudience)
+		if err != nil {
+			return nil, nil, err
+		}
+		pub, err := auth.Sign(secret, "dev-publisher", 24*time.Hour, []string{"publish"}, c.JWTIssuer, c.JWTAudience)
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Warn("DEV MODE: no -jwt-secret or -jwt-key-file given; tokens are signed with a random secret that dies with this process. Do not run this in production.")
+		v, err := auth.NewVerifier(cfg)
+		return v, &devMode{subscriber: sub, publisher: pub}, err
+	}
+	v, err := auth.NewVerifier(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, nil, nil
+}
+
+func (d *devMode) print(w io.Writer, addr net.Addr) {
+	base := "http://" + hostPort(addr)
+	bar := strings.Repeat("=", 78)
+	fmt.Fprintf(w, `%s
+ DEV MODE: no -jwt-secret or -jwt-key-file, so tokens are signed with a random
+ secret made at start-up. These tokens work until this process stops (24h at most):
+
+ subscriber (user "alice"):
+   %s
+ publisher (scope "publish"):
+   %s
+
+ watch alice's notifications:
+   curl -N '%s/notice?token=%s'
+ publish one (in another terminal):
+   curl -H 'Authorization: Bearer %s' -d user=alice -d event=greeting -d data='hello alice' %s/notice
+%s
+`, bar, d.subscriber, d.publisher, base, d.subscriber, d.publisher, base, bar)
+}
+
+// hostPort names the listen address the way a local client reaches it.
+func hostPort(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	return net.JoinHostPort(tcp.IP.String(), fmt.Sprint(tcp.Port))
+}
+

@@ -1,0 +1,79 @@
+// Package metrics names what noticed counts, in Prometheus' text format.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is every series noticed exports. Each package takes the one it
+// is given, so tests can read them from a registry of their own.
+type Metrics struct {
+	StreamsOpen     prometheus.Gauge
+	StreamsOpened   prometheus.Counter
+	FollowedUsers   prometheus.Gauge
+	EventsDelivered prometheus.Counter
+	EventsReplayed  prometheus.Counter
+	EventsPublished prometheus.Counter
+	EventsRead      prometheus.Counter
+	GapsSent        prometheus.Counter
+	SlowClosed      prometheus.Counter
+	StreamsRefused  *prometheus.CounterVec
+	AuthRefused     *prometheus.CounterVec
+	BackendErrors   *prometheus.CounterVec
+}
+
+// New registers the series with reg, along with the Go runtime and process
+// collectors.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		StreamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "noticed_streams_open", Help: "Event streams open on this instance.",
+		}),
+		StreamsOpened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "noticed_streams_opened_total", Help: "Event streams accepted since start.",
+		}),
+		FollowedUsers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "noticed_followed_users", Help: "Users whose stream this instance follows (users with an open stream here).",
+		}),
+		EventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "noticed_events_delivered_total", Help: "Events written to streams, live and replayed.",
+		}),
+		EventsReplayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "noticed_events_replayed_total", Help: "Events written to streams from history after Last-Event-ID.",
+		}),
+		EventsPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "noticed_events_published_total", Help: "Entries appended through POST /notice.",
+		}),
+		EventsRead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "noticed_events_read_total", Help: "Entries read from the backend for live fan-out (once per instance, whatever the number of streams).",
+		}),
+		GapsSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "noticed_gaps_sent_total", Help: "gap events sent because history after Last-Event-ID may have been lost.",
+		}),
+		SlowClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "noticed_slow_streams_closed_total", Help: "Streams closed because their client did not keep up.",
+		}),
+		StreamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticed_streams_refused_total", Help: "Stream requests refused, by reason.",
+		}, []string{"reason"}),
+		AuthRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticed_auth_refused_total", Help: "Requests refused for their token, by reason.",
+		}, []string{"reason"}),
+		BackendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "noticed_backend_errors_total", Help: "Failed backend calls, by operation.",
+		}, []string{"op"}),
+	}
+	reg.MustRegister(
+		m.StreamsOpen, m.StreamsOpened, m.FollowedUsers, m.EventsDelivered, m.EventsReplayed,
+		m.EventsPublished, m.EventsRead, m.GapsSent, m.SlowClosed, m.StreamsRefused,
+		m.AuthRefused, m.BackendErrors,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Discard returns metrics registered nowhere, for tests and benchmarks
+// that do not read them.
+func Discard() *Metrics { return New(prometheus.NewRegistry()) }

@@ -1,0 +1,63 @@
+package routing
+
+import (
+	"context"
+	"sync"
+
+	"github.com/noticed/noticed/internal/notice"
+)
+
+// Conn is one open stream of a user on this instance.
+type Conn struct {
+	hub    *Hub
+	user   *user
+	index  int           // in user.conns; -1 once unsubscribed
+	ready  chan struct{} // closed when start is known
+	start  notice.ID     // entries above start arrive on frames
+	frames chan *Frame
+
+	kickOnce sync.Once
+	kicked   chan struct{}
+}
+
+// User returns the stream's user id.
+func (c *Conn) User() string { return c.user.name }
+
+// Start waits until the hub follows the user, then returns the id above
+// which every entry will arrive on Frames. Entries up to it are the
+// stream's to replay from the store.
+func (c *Conn) Start(ctx context.Context) (notice.ID, error) {
+	c.hub.mu.Lock()
+	ready := c.ready
+	c.hub.mu.Unlock()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return notice.Zero, ctx.Err()
+	case <-c.hub.stop:
+		return notice.Zero, ErrClosed
+	}
+	c.hub.mu.Lock()
+	defer c.hub.mu.Unlock()
+	return c.start, nil
+}
+
+// Ready is closed once Start would return at once.
+func (c *Conn) Ready() <-chan struct{} {
+	c.hub.mu.Lock()
+	defer c.hub.mu.Unlock()
+	return c.ready
+}
+
+// Frames delivers the user's live entries, oldest first.
+func (c *Conn) Frames() <-chan *Frame { return c.frames }
+
+// Kicked is closed when the stream fell too far behind and must close.
+func (c *Conn) Kicked() <-chan struct{} { return c.kicked }
+
+func (c *Conn) kick(h *Hub) {
+	c.kickOnce.Do(func() {
+		close(c.kicked)
+		h.m.SlowClosed.Inc()
+	})
+}

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/routing"
+	"github.com/noticed/noticed/internal/sse"
+)
+
+// Errors of the HTTP layer; the rest come from the packages below it.
+var (
+	ErrForbidden  = errors.New("token lacks the publish scope")
+	ErrBadBody    = errors.New("bad request body")
+	ErrTooLarge   = errors.New("request body too large")
+	ErrNotAllowed = errors.New("method not allowed")
+	ErrNotFound   = errors.New("not found")
+)
+
+// status maps an error to its HTTP status: the one place that does.
+func status(err error) int {
+	switch {
+	case errors.Is(err, auth.ErrNoToken), errors.Is(err, auth.ErrMalformed),
+		errors.Is(err, auth.ErrSignature), errors.Is(err, auth.ErrExpired),
+		errors.Is(err, auth.ErrNotYetValid), errors.Is(err, auth.ErrIssuer),
+		errors.Is(err, auth.ErrAudience), errors.Is(err, auth.ErrSubject):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, ErrBadBody), errors.Is(err, sse.ErrBadLastEventID):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrNotAllowed):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, routing.ErrUserLimit):
+		return http.StatusTooManyRequests
+	case errors.Is(err, routing.ErrFull), errors.Is(err, routing.ErrClosed),
+		errors.Is(err, routing.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers with err's status and {"error": "..."}. Internal
+// errors are not described to the client; the caller logs them.
+func writeError(w http.ResponseWriter, err error) {
+	code := status(err)
+	msg := err.Error()
+	if code == http.StatusInternalServerError {
+		msg = "internal error"
+	}
+	switch code {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="noticed"`)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "2")
+	}
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+
+	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/routing"
+)
+
+// publishRequest is a parsed POST /notice body.
+type publishRequest struct {
+	users []string // unique, in the order given
+	many  bool     // asked with "users": answer with "ids"
+	event string
+	data  string
+}
+
+// jsonBody is the JSON form; user ids may be strings or integers, since
+// producers often hold them as numbers.
+type jsonBody struct {
+	User  *userID         `json:"user"`
+	Users []userID        `json:"users"`
+	Event *string         `json:"event"`
+	Data  json.RawMessage `json:"data"`
+}
+
+type userID string
+
+func (u *userID) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*u = userID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil || bytes.ContainsAny(b, ".eE") {
+		return fmt.Errorf("a user id must be a string or an integer, not %s", truncate(string(b), 20))
+	}
+	*u = userID(n)
+	return nil
+}
+
+// parsePublish reads a JSON or form body of at most maxBody bytes naming
+// at most maxUsers users.
+func parsePublish(body []byte, contentType string, maxUsers int) (publishRequest, error) {
+	mediaType, _, _ := mime.ParseMediaType(contentType)
+	switch {
+	case mediaType == "application/x-www-form-urlencoded":
+		return parseForm(body, maxUsers)
+	case mediaType == "application/json", mediaType == "" && len(bytes.TrimSpace(body)) > 0 && bytes.TrimSpace(body)[0] == '{':
+		return parseJSON(body, maxUsers)
+	}
+	return publishRequest{}, fmt.Errorf("%w: Content-Type must be application/json or application/x-www-form-urlencoded", ErrBadBody)
+}
+
+func parseJSON(body []byte, maxUsers int) (publishRequest, error) {
+	var b jsonBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return publishRequest{}, fmt.Errorf("%w: %s", ErrBadBody, jsonProblem(err))
+	}
+	if dec.More() {
+		return publishRequest{}, fmt.Errorf("%w: more than one JSON value", ErrBadBody)
+	}
+	var req publishRequest
+	switch {
+	case b.User != nil && b.Users != nil:
+		return req, fmt.Errorf("%w: give either \"user\" or \"users\", not both", ErrBadBody)
+	case b.User != nil:
+		req.users = []string{string(*b.User)}
+	case b.Users != nil:
+		req.many = true
+		for _, u := range b.Users {
+			req.users = append(req.users, string(u))
+		}
+	default:
+		return req, fmt.Errorf("%w: \"user\" or \"users\" is required", ErrBadBody)
+	}
+	if b.Event != nil {
+		req.event = *b.Event
+	}
+	req.data = dataText(b.Data)
+	return req, req.check(maxUsers)
+}
+
+// dataText stores a JSON string as its text and any other value as its
+// compact JSON, so `"data":{"a":1}` arrives as {"a":1}.
+func dataText(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		return string(raw) // the decoder already checked it is valid
+	}
+	return buf.String()
+}
+
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("%q has the wrong type (want %s)", typ.Field, typ.Type)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	}
+	return err.Error()
+}
+
+func parseForm(body []byte, maxUsers int) (publishRequest, error) {
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return publishRequest{}, fmt.Errorf("%w: malformed form: %v", ErrBadBody, err)
+	}
+	for key := range v {
+		switch key {
+		case "user", "users", "event", "data":
+		default:
+			return publishRequest{}, fmt.Errorf("%w: unknown field %q", ErrBadBody, key)
+		}
+	}
+	for _, key := range []string{"user", "event", "data"} {
+		if len(v[key]) > 1 {
+			return publishRequest{}, fmt.Errorf("%w: %q given more than once (use \"users\" for several users)", ErrBadBody, key)
+		}
+	}
+	var req publishRequest
+	switch {
+	case v.Has("user") && v.Has("users"):
+		return req, fmt.Errorf("%w: give either \"user\" or \"users\", not both", ErrBadBody)
+	case v.Has("user"):
+		req.users = v["user"]
+	case v.Has("users"):
+		req.users, req.many = v["users"], true
+	default:
+		return req, fmt.Errorf("%w: \"user\" or \"users\" is required", ErrBadBody)
+	}
+	req.event = v.Get("event")
+	req.data = v.Get("data")
+	return req, req.check(maxUsers)
+}
+
+// check validates the request and removes repeated users: each user gets
+// one entry per publish.
+func (req *publishRequest) check(maxUsers int) error {
+	if len(req.users) == 0 {
+		return fmt.Errorf("%w: \"users\" is empty", ErrBadBody)
+	}
+	if len(req.users) > maxUsers {
+		return fmt.Errorf("%w: at most %d users per publish", ErrBadBody, maxUsers)
+	}
+	seen := make(map[string]bool, len(req.users))
+	unique := req.users[:0:0]
+	for _, u := range req.users {
+		if err := notice.ValidUser(u); err != nil {
+			return fmt.Errorf("%w: user %q: %v", ErrBadBody, truncate(u, 40), err)
+		}
+		if !seen[u] {
+			seen[u] = true
+			unique = append(unique, u)
+		}
+	}
+	req.users = unique
+	if err := notice.ValidEvent(req.event); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (req publishRequest) messages() []routing.Message {
+	msgs := make([]routing.Message, len(req.users))
+	for i, u := range req.users {
+		msgs[i] = routing.Message{User: u, Event: req.event, Data: req.data}
+	}
+	return msgs
+}
+
+// readBody reads at most max bytes, answering ErrTooLarge past that.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, max)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, max)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	return body, nil
+}

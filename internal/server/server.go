@@ -1,0 +1,214 @@
+// Package server is noticed's HTTP face: routes, authentication, the
+// publish endpoint, health and metrics.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/cors"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/metrics"
+	"github.com/noticed/noticed/internal/routing"
+	"github.com/noticed/noticed/internal/sse"
+)
+
+// Config is everything the HTTP layer serves from.
+type Config struct {
+	Verifier *auth.Verifier
+	Store    routing.Store
+	Streams  *sse.Handler
+	Metrics  *metrics.Metrics
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+
+	MaxPayload         int64    // bytes of a publish body; default 64 KiB
+	MaxUsersPerPublish int      // default 1000
+	CORSOrigins        []string // browser origins allowed; "*" for any
+	// Extra mounts additional routes (the demo page) on the router.
+	Extra func(chi.Router)
+}
+
+type server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the router serving every endpoint of the contract.
+func New(cfg Config) http.Handler {
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = 64 << 10
+	}
+	if cfg.MaxUsersPerPublish <= 0 {
+		cfg.MaxUsersPerPublish = 1000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.Discard()
+	}
+	if cfg.Gatherer == nil {
+		cfg.Gatherer = prometheus.NewRegistry()
+	}
+	s := &server{cfg: cfg, log: cfg.Logger}
+
+	r := chi.NewRouter()
+	r.Use(s.recoverer, s.accessLog)
+	if len(cfg.CORSOrigins) > 0 {
+		r.Use(cors.Handler(cors.Options{
+			AllowedOrigins:   cfg.CORSOrigins,
+			AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodOptions},
+			AllowedHeaders:   []string{"Authorization", "Content-Type", "Last-Event-ID", "Cache-Control"},
+			AllowCredentials: true,
+			MaxAge:           600,
+		}))
+	}
+	r.Get("/notice", s.subscribe)
+	r.Post("/notice", s.publish)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	if cfg.Extra != nil {
+		cfg.Extra(r)
+	}
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fmt.Errorf("%w: %s", ErrNotFound, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fmt.Errorf("%w: %s %s", ErrNotAllowed, r.Method, r.URL.Path))
+	})
+	return r
+}
+
+// authenticate checks the request's token and counts refusals by reason.
+func (s *server) authenticate(r *http.Request) (*auth.Claims, error) {
+	claims, err := s.cfg.Verifier.Verify(auth.TokenFromRequest(r))
+	if err != nil {
+		s.cfg.Metrics.AuthRefused.WithLabelValues(auth.Reason(err)).Inc()
+		return nil, err
+	}
+	return claims, nil
+}
+
+func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
+	claims, err := s.authenticate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.cfg.Streams.Serve(w, r, claims.Subject, claims.ExpiresAt); err != nil {
+		s.cfg.Metrics.StreamsRefused.WithLabelValues(refusal(err)).Inc()
+		writeError(w, err)
+	}
+}
+
+func refusal(err error) string {
+	switch {
+	case errors.Is(err, routing.ErrUserLimit):
+		return "user_limit"
+	case errors.Is(err, routing.ErrFull):
+		return "instance_full"
+	case errors.Is(err, routing.ErrClosed):
+		return "shutting_down"
+	case errors.Is(err, sse.ErrBadLastEventID):
+		return "bad_last_event_id"
+	}
+	return "other"
+}
+
+func (s *server) publish(w http.ResponseWriter, r *http.Request) {
+	claims, err := s.authenticate(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !claims.Can("publish") {
+		s.cfg.Metrics.AuthRefused.WithLabelValues("scope").Inc()
+		writeError(w, ErrForbidden)
+		return
+	}
+	body, err := readBody(w, r, s.cfg.MaxPayload)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	req, err := parsePublish(body, r.Header.Get("Content-Type"), s.cfg.MaxUsersPerPublish)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ids, err := s.cfg.Store.Append(r.Context(), req.messages())
+	if err != nil {
+		s.cfg.Metrics.BackendErrors.WithLabelValues("append").Inc()
+		s.log.Warn("publish failed", "err", err, "users", len(req.users))
+		if !errors.Is(err, routing.ErrUnavailable) && r.Context().Err() == nil {
+			err = fmt.Errorf("%w: %v", routing.ErrUnavailable, err)
+		}
+		writeError(w, err)
+		return
+	}
+	s.cfg.Metrics.EventsPublished.Add(float64(len(ids)))
+	if !req.many {
+		writeJSON(w, http.StatusOK, map[string]string{"id": ids[0].String()})
+		return
+	}
+	out := make(map[string]string, len(ids))
+	for i, u := range req.users {
+		out[u] = ids[i].String()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ids": out})
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		writeError(w, fmt.Errorf("%w: %v", routing.ErrUnavailable, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// recoverer turns a panic into a 500 and a log line instead of a dropped
+// connection; http.ErrAbortHandler keeps its meaning.
+func (s *server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "path", r.URL.Path, "panic", v)
+				writeError(w, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// accessLog logs each request by path only: the query string may carry a
+// token, and no token may reach a log line.
+func (s *server) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		s.log.Debug("request",
+			"method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+			"bytes", ww.BytesWritten(), "duration", time.Since(start), "remote", r.RemoteAddr)
+	})
+}
