@@ -78,6 +78,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxPayload:         c.MaxPayload,
 		MaxUsersPerPublish: c.MaxUsersPerPublish,
 		CORSOrigins:        c.origins(),
+		TokenLeeway:        c.JWTLeeway,
 	})
 
 	// Listen before serving, so a bad or busy address fails at once.

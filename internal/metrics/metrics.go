@@ -64,6 +64,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "noticed_backend_errors_total", Help: "Failed backend calls, by operation.",
 		}, []string{"op"}),
 	}
+	// Known reasons export 0 from the start, so dashboards see the series.
+	for _, r := range []string{"no_token", "malformed", "signature", "expired", "not_yet_valid", "issuer", "audience", "subject", "scope"} {
+		m.AuthRefused.WithLabelValues(r)
+	}
+	for _, r := range []string{"user_limit", "instance_full", "shutting_down", "bad_last_event_id"} {
+		m.StreamsRefused.WithLabelValues(r)
+	}
 	reg.MustRegister(
 		m.StreamsOpen, m.StreamsOpened, m.FollowedUsers, m.EventsDelivered, m.EventsReplayed,
 		m.EventsPublished, m.EventsRead, m.GapsSent, m.SlowClosed, m.StreamsRefused,

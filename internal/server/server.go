@@ -34,6 +34,9 @@ type Config struct {
 	MaxPayload         int64    // bytes of a publish body; default 64 KiB
 	MaxUsersPerPublish int      // default 1000
 	CORSOrigins        []string // browser origins allowed; "*" for any
+	// TokenLeeway is the clock skew the verifier allows; a stream closes
+	// that long after its token's exp, when a reconnect would be refused.
+	TokenLeeway time.Duration
 	// Extra mounts additional routes (the demo page) on the router.
 	Extra func(chi.Router)
 }
@@ -106,7 +109,11 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if err := s.cfg.Streams.Serve(w, r, claims.Subject, claims.ExpiresAt); err != nil {
+	expires := claims.ExpiresAt
+	if !expires.IsZero() {
+		expires = expires.Add(s.cfg.TokenLeeway)
+	}
+	if err := s.cfg.Streams.Serve(w, r, claims.Subject, expires); err != nil {
 		s.cfg.Metrics.StreamsRefused.WithLabelValues(refusal(err)).Inc()
 		writeError(w, err)
 	}

@@ -139,3 +139,25 @@ func BenchmarkAppendEntry(b *testing.B) {
 		buf = AppendEntry(buf[:0], e)
 	}
 }
+
+// FuzzReader feeds arbitrary bytes to the stream parser that tests and the
+// load tool rely on: it must end, never panic, and never return an event
+// whose data it did not see.
+func FuzzReader(f *testing.F) {
+	f.Add([]byte("id: 1-0\nevent: x\ndata: a\r\ndata: b\r\r: ping\n\nretry: 10\n\n"))
+	f.Add([]byte("data\n\n:\n\nid\x00: 5\ndata:\n\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := NewReader(bytes.NewReader(in))
+		r.Comments = true
+		for range len(in) + 1 {
+			ev, err := r.Next()
+			if err != nil {
+				return
+			}
+			if !ev.Comment && !bytes.Contains(in, []byte("data")) {
+				t.Fatalf("event %+v from input without a data field", ev)
+			}
+		}
+		t.Fatalf("more events than input bytes")
+	})
+}

@@ -1,0 +1,328 @@
+package server_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/noticed/noticed/internal/auth"
+)
+
+func TestStreamHeadersAndRetryFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	s := e.subscribe("alice")
+	h := s.resp.Header
+	for k, want := range map[string]string{
+		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+	} {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s: got %q, want %q", k, got, want)
+		}
+	}
+	id := e.mustPublish("alice", "", "hello")
+	ev := s.next(t)
+	if ev.Retry < 2000 || ev.Retry > 3000 {
+		t.Errorf("retry before the first event: %d ms, want 2000–3000", ev.Retry)
+	}
+	if ev.ID != id || ev.Type != "message" || ev.Data != "hello" {
+		t.Errorf("got %+v", ev)
+	}
+}
+
+func TestEachStreamOfAUserGetsEveryEventNoOneElseDoes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	a1, a2, b := e.subscribe("alice"), e.subscribe("alice"), e.subscribe("bob")
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, e.mustPublish("alice", "order.shipped", fmt.Sprintf(`{"n":%d}`, i)))
+	}
+	for _, s := range []*stream{a1, a2} {
+		for i, id := range ids {
+			ev := s.next(t)
+			if ev.ID != id || ev.Type != "order.shipped" || ev.Data != fmt.Sprintf(`{"n":%d}`, i) {
+				t.Fatalf("event %d: got %+v, want id %s", i, ev, id)
+			}
+		}
+	}
+	bid := e.mustPublish("bob", "", "for bob")
+	if ev := b.next(t); ev.ID != bid {
+		t.Fatalf("bob got %+v, want only %s", ev, bid)
+	}
+	a1.none(t)
+	a2.none(t)
+}
+
+func TestPayloadCannotForgeFieldsOrEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	s := e.subscribe("alice")
+	forged := "x\n\nid: 999-0\nevent: admin\ndata: pwned\r\rretry: 1\r\n"
+	id := e.mustPublish("alice", "", forged)
+	after := e.mustPublish("alice", "", "after")
+	ev := s.next(t)
+	want := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(forged)
+	if ev.ID != id || ev.Type != "message" || ev.Data != want {
+		t.Fatalf("got %+v, want one event id %s data %q", ev, id, want)
+	}
+	if ev := s.next(t); ev.ID != after {
+		t.Fatalf("next event %+v, want %s", ev, after)
+	}
+}
+
+func TestReplay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, e.mustPublish("carol", "", fmt.Sprint(i)))
+	}
+	tests := []struct {
+		name   string
+		query  []string
+		header string
+		first  int // index into ids of the first replayed event
+	}{
+		{"after an id", []string{"lastEventId", ids[1]}, "", 2},
+		{"from zero replays everything", []string{"lastEventId", "0"}, "", 0},
+		{"header beats query", []string{"lastEventId", ids[0]}, ids[3], 4},
+		{"header alone", nil, ids[2], 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := url.Values{"token": {token(t, "carol")}}
+			for i := 0; i+1 < len(tt.query); i += 2 {
+				q.Set(tt.query[i], tt.query[i+1])
+			}
+			hdr := http.Header{}
+			if tt.header != "" {
+				hdr.Set("Last-Event-ID", tt.header)
+			}
+			_, s := e.open(q.Encode(), hdr)
+			if s == nil {
+				t.Fatal("stream refused")
+			}
+			for i := tt.first; i < len(ids); i++ {
+				if ev := s.next(t); ev.ID != ids[i] || ev.Data != fmt.Sprint(i) || ev.Type == "gap" {
+					t.Fatalf("replayed %+v, want %s", ev, ids[i])
+				}
+			}
+			live := e.mustPublish("carol-other", "", "not carol's")
+			_ = live
+			s.none(t)
+		})
+	}
+}
+
+func TestReplayThenLiveHasNoGapNoDuplicate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, e.mustPublish("dan", "", fmt.Sprint(i)))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 50; i < 150; i++ {
+			e.mustPublish("dan", "", fmt.Sprint(i))
+		}
+	}()
+	s := e.subscribe("dan", "lastEventId", ids[9])
+	<-done
+	prev := ids[9]
+	for i := 10; i < 150; i++ {
+		ev := s.next(t)
+		if ev.Data != fmt.Sprint(i) {
+			t.Fatalf("after %s: got data %q, want %d", prev, ev.Data, i)
+		}
+		prev = ev.ID
+	}
+	s.none(t)
+}
+
+func TestMalformedLastEventIDIs400(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	for _, tt := range []struct{ query, header string }{
+		{"lastEventId=abc", ""},
+		{"lastEventId=1-2-3", ""},
+		{"", "12x"},
+		{"lastEventId=1-0", "-5"},
+	} {
+		q := "token=" + token(t, "erin") + "&" + tt.query
+		hdr := http.Header{}
+		if tt.header != "" {
+			hdr.Set("Last-Event-ID", tt.header)
+		}
+		resp, s := e.open(q, hdr)
+		if s != nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%+v: status %d, want 400", tt, resp.StatusCode)
+			continue
+		}
+		assertJSONError(t, resp)
+	}
+}
+
+func TestGapWhenHistoryWasTrimmed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{maxLen: 3})
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, e.mustPublish("fay", "", fmt.Sprint(i)))
+	}
+	s := e.subscribe("fay", "lastEventId", ids[0])
+	ev := s.next(t)
+	if ev.Type != "gap" || ev.Data != fmt.Sprintf(`{"lastEventId":"%s"}`, ids[0]) || ev.HasID {
+		t.Fatalf("first event %+v, want a gap without id", ev)
+	}
+	for i := 3; i < 6; i++ {
+		if ev := s.next(t); ev.ID != ids[i] {
+			t.Fatalf("after gap: got %+v, want %s", ev, ids[i])
+		}
+	}
+	// Nothing lost from the retained ones: no gap; from zero: never.
+	for _, from := range []string{ids[3], "0"} {
+		s := e.subscribe("fay", "lastEventId", from)
+		if ev := s.next(t); ev.Type == "gap" {
+			t.Errorf("from %s: unexpected gap", from)
+		}
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{heartbeat: 50 * time.Millisecond})
+	s := e.subscribe("gil")
+	for n := 0; n < 2; {
+		select {
+		case ev := <-s.events:
+			if ev.Comment && ev.Data == " ping" {
+				n++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no heartbeat")
+		}
+	}
+}
+
+func TestStalledReaderIsClosedOthersKeepReceiving(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{queueLen: 4})
+	// A stream whose client never reads its body.
+	stalledReq, _ := http.NewRequest(http.MethodGet, e.url+"/notice?token="+token(t, "hal"), nil)
+	stalled, err := http.DefaultClient.Do(stalledReq)
+	if err != nil || stalled.StatusCode != http.StatusOK {
+		t.Fatalf("stalled stream: %v %v", err, stalled)
+	}
+	defer stalled.Body.Close()
+	reader := e.subscribe("hal")
+	big := strings.Repeat("x", 32<<10)
+	for i := 0; testutil.ToFloat64(e.metrics.SlowClosed) == 0; i++ {
+		if i == 2000 {
+			t.Fatal("2000 events of 32 KiB and the stalled stream is still open")
+		}
+		id := e.mustPublish("hal", "", big)
+		if ev := reader.next(t); ev.ID != id {
+			t.Fatalf("reading stream got %s, want %s", ev.ID, id)
+		}
+	}
+	id := e.mustPublish("hal", "", "still here")
+	if ev := reader.next(t); ev.ID != id {
+		t.Fatalf("after the slow one closed: got %s, want %s", ev.ID, id)
+	}
+	waitFor(t, "the slow stream to close", func() bool { return testutil.ToFloat64(e.metrics.StreamsOpen) == 1 })
+}
+
+func TestExpiringTokenClosesStream(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	tok, err := auth.Sign(secret, "ivy", 2*time.Second, nil, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s := e.open("token="+tok, nil)
+	if s == nil {
+		t.Fatal("refused")
+	}
+	select {
+	case err := <-s.done:
+		if err != io.EOF {
+			t.Fatalf("stream ended with %v, want EOF", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream with an expired token still open")
+	}
+}
+
+func TestStreamAuthRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	expired, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "a", "exp": time.Now().Add(-time.Minute).Unix()}).SignedString(secret)
+	wrongKey, _ := auth.Sign([]byte("another-secret-another-secret-xx"), "a", time.Hour, nil, "", "")
+	none := "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhIn0."
+	tests := []struct{ name, query string }{
+		{"no token", ""},
+		{"garbage", "token=abc"},
+		{"wrong key", "token=" + wrongKey},
+		{"expired", "token=" + expired},
+		{"alg none", "token=" + none},
+	}
+	for _, tt := range tests {
+		resp, s := e.open(tt.query, nil)
+		if s != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", tt.name, resp.StatusCode)
+			continue
+		}
+		assertJSONError(t, resp)
+	}
+}
+
+func TestStreamLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{perUser: 2, maxConns: 3})
+	e.subscribe("jo")
+	e.subscribe("jo")
+	resp, s := e.open("token="+token(t, "jo"), nil)
+	if s != nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third stream of a user: %d, want 429", resp.StatusCode)
+	}
+	assertJSONError(t, resp)
+	e.subscribe("kim")
+	resp, s = e.open("token="+token(t, "lee"), nil)
+	if s != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("instance full: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	assertJSONError(t, resp)
+}
+
+func TestNoTokenReachesTheLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	tok := token(t, "max")
+	s := e.subscribe("max")
+	e.mustPublish("max", "", "x")
+	s.next(t)
+	e.open("token="+tok+"x", nil) // a refused one too
+	s.cancel()
+	waitFor(t, "a request log line", func() bool { return strings.Contains(e.logs.String(), `"path":"/notice"`) })
+	if strings.Contains(e.logs.String(), tok[:40]) {
+		t.Fatalf("a token reached the log:\n%s", e.logs.String())
+	}
+}
+
+func assertJSONError(t *testing.T, resp *http.Response) {
+	t.Helper()
+	body, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" || !strings.HasPrefix(string(body), `{"error":"`) {
+		t.Errorf("error body %q (%s), want {\"error\": ...} as JSON", body, ct)
+	}
+}
