@@ -231,7 +231,7 @@ func (s *stream) heartbeat() bool {
 // end tells the browser to come back soon, at a random moment within a few
 // seconds, so that a draining instance's streams spread over the others.
 func (s *stream) end() {
-	s.buf = AppendRetry(s.buf, jitter(100*time.Millisecond, 2900*time.Millisecond).Milliseconds())
+	s.buf = AppendRetry(s.buf, jitter(100*time.Millisecond, 1900*time.Millisecond).Milliseconds())
 	s.flush()
 }
 

@@ -33,6 +33,10 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 4096)}
 }
 
+// Retry returns the last reconnection delay the stream set, in ms (0 if
+// none), as the browser would keep it.
+func (p *Reader) Retry() int64 { return p.retry }
+
 // readLine returns one line without its terminator; lines end in CRLF, LF
 // or CR.
 func (p *Reader) readLine() (string, error) {

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/sse"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "noticed-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "noticed")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building noticed: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running noticed.
+type proc struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *lines
+	exited chan error
+}
+
+// lines collects a pipe's output line by line for tests to wait on.
+type lines struct {
+	ch  chan string
+	all []string
+}
+
+func collect(r io.Reader) *lines {
+	l := &lines{ch: make(chan string, 1000)}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			l.ch <- sc.Text()
+		}
+		close(l.ch)
+	}()
+	return l
+}
+
+// waitLine returns the first line matching re.
+func (l *lines) waitLine(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case line, ok := <-l.ch:
+			if !ok {
+				t.Fatalf("output ended before %v; got:\n%s", re, strings.Join(l.all, "\n"))
+			}
+			l.all = append(l.all, line)
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no line matching %v; got:\n%s", re, strings.Join(l.all, "\n"))
+		}
+	}
+}
+
+var listening = regexp.MustCompile(`"msg":"noticed listening","addr":"([^"]+)"`)
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, stderr: collect(stderr), exited: make(chan error, 1)}
+	out := collect(stdout)
+	m := out.waitLine(t, listening)
+	p.url = "http://" + m[1]
+	go func() {
+		for range out.ch {
+		}
+	}()
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+func openStream(t *testing.T, base, tok string) (*http.Response, *sse.Reader) {
+	t.Helper()
+	resp, err := http.Get(base + "/notice?token=" + url.QueryEscape(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /notice: %d", resp.StatusCode)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp, sse.NewReader(resp.Body)
+}
+
+func TestDevModeTokensWork(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, "-addr", "127.0.0.1:0")
+	sub := p.stderr.waitLine(t, regexp.MustCompile(`curl -N '(.*)/notice\?token=(.*)'`))
+	pub := p.stderr.waitLine(t, regexp.MustCompile(`curl -H 'Authorization: Bearer (.*)' -d user=alice`))
+	_, events := openStream(t, sub[1], sub[2])
+
+	form := url.Values{"user": {"alice"}, "event": {"greeting"}, "data": {"hello alice"}}
+	req, _ := http.NewRequest(http.MethodPost, p.url+"/notice", strings.NewReader(form.Encode()))
+	req.Header.Set("Authorization", "Bearer "+pub[1])
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("publish: %v %v", err, resp)
+	}
+	var out struct{ ID string }
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	ev, err := events.Next()
+	if err != nil || ev.ID != out.ID || ev.Type != "greeting" || ev.Data != "hello alice" {
+		t.Fatalf("got %+v, %v; want the published event %s", ev, err, out.ID)
+	}
+}
+
+func TestSIGTERMDrainsStreamsAndExitsZero(t *testing.T) {
+	t.Parallel()
+	const secret = "drain-test-secret-drain-test-secret"
+	p := start(t, []string{"NOTICED_JWT_SECRET=" + secret, "NOTICED_ADDR=127.0.0.1:0"})
+	tok, _ := auth.Sign([]byte(secret), "u1", time.Hour, nil, "", "")
+	var readers []*sse.Reader
+	for range 5 {
+		_, r := openStream(t, p.url, tok)
+		readers = append(readers, r)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	retries := map[int64]bool{}
+	for _, r := range readers {
+		for {
+			if _, err := r.Next(); err != nil {
+				break
+			}
+		}
+		last := r.Retry()
+		// The first retry is the stream's 2–3 s; the drain sends a shorter one.
+		if last < 100 || last >= 2000 {
+			t.Errorf("drained stream's last retry: %d ms", last)
+		}
+		retries[last] = true
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+		p.exited <- nil
+	case <-time.After(15 * time.Second):
+		t.Fatal("still running 15s after SIGTERM")
+	}
+	if len(retries) < 2 {
+		t.Errorf("5 drained streams were all told the same retry: %v", retries)
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(binary, "token", "-sub", "42", "-scope", "publish", "-ttl", "5m")
+	cmd.Env = append(os.Environ(), "NOTICED_JWT_SECRET=token-cmd-secret-token-cmd-secret")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := auth.NewVerifier(auth.Config{Secret: []byte("token-cmd-secret-token-cmd-secret")})
+	claims, err := v.Verify(strings.TrimSpace(string(out)))
+	if err != nil || claims.Subject != "42" || !claims.Can("publish") || time.Until(claims.ExpiresAt) > 5*time.Minute {
+		t.Fatalf("token %q: %+v, %v", out, claims, err)
+	}
+
+	cmd = exec.Command(binary, "token", "-sub", "42")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "NOTICED_JWT_SECRET") {
+		t.Fatalf("without a secret: %v %q; want exit 2 naming NOTICED_JWT_SECRET", err, out)
+	}
+}
+
+func TestBadFlagsFailAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"-nope"},
+		{"-stream-maxlen", "0"},
+		{"-jwt-secret", "a", "-jwt-key-file", "b"},
+		{"-addr", "127.0.0.1:99999"},
+		{"-redis", "nope://x"},
+	} {
+		cmd := exec.Command(binary, args...)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Errorf("%v: exited 0", args)
+		}
+		if len(out) == 0 {
+			t.Errorf("%v: said nothing", args)
+		}
+	}
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), "NOTICED_HEARTBEAT=soon")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "NOTICED_HEARTBEAT") {
+		t.Errorf("bad env value: %v %q; want a failure naming NOTICED_HEARTBEAT", err, out)
+	}
+}
