@@ -83,7 +83,9 @@ func (s *Store) forget(user string) {
 	s.mu.Lock()
 	delete(s.followed, user)
 	s.mu.Unlock()
-	if _, err := s.send("unsubscribe", s.channel(user), false); err != nil {
+	// Not the caller's context: it may be what made Follow fail, and
+	// UNSUBSCRIBE must still be sent.
+	if _, err := s.send(context.Background(), "unsubscribe", s.channel(user), false); err != nil {
 		s.log.Debug("redis unsubscribe failed; the connection is replaced", "user", user, "err", err)
 	}
 }
@@ -95,7 +97,7 @@ func (s *Store) subscribe(ctx context.Context, channel string) error {
 		if err := ctx.Err(); err != nil {
 			return s.fail("follow", err)
 		}
-		o, err := s.send("subscribe", channel, true)
+		o, err := s.send(ctx, "subscribe", channel, true)
 		if err != nil {
 			return s.fail("follow", err)
 		}
@@ -114,7 +116,7 @@ func (s *Store) subscribe(ctx context.Context, channel string) error {
 
 // send writes SUBSCRIBE or UNSUBSCRIBE for one channel and records it as
 // pending, both under sendMu so that pending keeps the order of writes.
-func (s *Store) send(kind, channel string, wait bool) (*op, error) {
+func (s *Store) send(ctx context.Context, kind, channel string, wait bool) (*op, error) {
 	o := &op{kind: kind}
 	if wait {
 		o.done = make(chan struct{})
@@ -125,10 +127,10 @@ func (s *Store) send(kind, channel string, wait bool) (*op, error) {
 	s.pending[channel] = append(s.pending[channel], o)
 	s.mu.Unlock()
 
-	// Not the caller's context: a deadline passing in the middle of the
-	// write would make go-redis drop the connection every follower shares.
-	// Its dial and write timeouts still bound the call.
-	ctx := context.Background()
+	// The context bounds a dial, when go-redis must reconnect first. A
+	// deadline passing in the middle of the write itself would make it
+	// drop the connection every follower shares, but a write only waits
+	// when Redis has stopped reading, and then it should be dropped.
 	var err error
 	if kind == "subscribe" {
 		err = s.ps.Subscribe(ctx, channel)
@@ -168,27 +170,36 @@ func (s *Store) setPending(channel string, q []*op) {
 // the connection was replaced.
 func (s *Store) readPubSub() {
 	defer close(s.readerEnd)
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	pinged := false
 	var pause time.Duration
 	for {
+		// The context bounds a reconnection's dial (go-redis holds the
+		// PubSub's lock meanwhile, holding up Follow).
+		rctx, rcancel := context.WithTimeout(ctx, s.healthEvery)
 		var msg any
 		var err error
 		if pinged {
-			// go-redis counts a context deadline passing as a broken
-			// connection and replaces it: exactly what an unanswered
-			// PING calls for (a frozen server keeps its sockets open).
-			rctx, cancel := context.WithTimeout(ctx, s.healthEvery)
+			// With no timeout of its own, Receive counts the deadline
+			// passing as a broken connection and replaces it: what an
+			// unanswered PING calls for (a frozen server keeps its sockets
+			// open, so nothing else would show it).
 			msg, err = s.ps.Receive(rctx)
-			cancel()
 		} else {
-			// This timeout, unlike a context's, leaves the connection be.
-			msg, err = s.ps.ReceiveTimeout(ctx, s.healthEvery)
+			// A timeout passed this way leaves the connection be.
+			msg, err = s.ps.ReceiveTimeout(rctx, s.healthEvery)
 		}
-		select {
-		case <-s.closing:
+		rcancel()
+		if ctx.Err() != nil {
 			return
-		default:
 		}
 		if err != nil {
 			if !pinged && isTimeout(err) {
@@ -203,7 +214,7 @@ func (s *Store) readPubSub() {
 			s.markLost(err)
 			pause = min(max(2*pause, 10*time.Millisecond), time.Second)
 			select {
-			case <-s.closing:
+			case <-ctx.Done():
 				return
 			case <-time.After(pause):
 			}
@@ -211,7 +222,7 @@ func (s *Store) readPubSub() {
 		}
 		pinged, pause = false, 0
 		if s.takeLost() {
-			s.recover()
+			s.recover(ctx)
 		}
 		s.dispatch(msg)
 	}
@@ -243,7 +254,7 @@ func (s *Store) takeLost() bool {
 // between was lost: the notifier is told to read every followed user from
 // its last delivered id. A restarted Redis has also forgotten the
 // notification flags unless its configuration file has them.
-func (s *Store) recover() {
+func (s *Store) recover(ctx context.Context) {
 	s.mu.Lock()
 	for _, q := range s.pending {
 		for _, o := range q {
@@ -257,8 +268,8 @@ func (s *Store) recover() {
 	s.mu.Unlock()
 
 	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := s.ensureNotifyFlags(ctx)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.ensureNotifyFlags(cctx)
 		cancel()
 		if err == nil {
 			break
@@ -268,7 +279,7 @@ func (s *Store) recover() {
 			break
 		}
 		select {
-		case <-s.closing:
+		case <-ctx.Done():
 			return
 		case <-time.After(pause):
 		}
