@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/memstore"
@@ -153,15 +155,39 @@ func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, 
 		log.Warn("no -redis given: using the embedded in-memory backend: one instance only, nothing kept across restarts")
 		return memstore.New(memstore.Options{MaxLen: int(c.StreamMaxLen), TTL: c.StreamTTL}), nil
 	}
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	s, err := redisstore.New(startCtx, redisstore.Options{
-		URL: c.RedisURL, Prefix: c.StreamPrefix, MaxLen: c.StreamMaxLen, TTL: c.StreamTTL, Logger: log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+	redis.SetLogger(redisLog{log})
+	ttl := c.StreamTTL
+	if ttl == 0 {
+		ttl = -1 // the flag's 0 is "never"; redisstore takes negative for it
 	}
-	return s, nil
+	opts := redisstore.Options{URL: c.RedisURL, Prefix: c.StreamPrefix, MaxLen: c.StreamMaxLen, TTL: ttl, Logger: log}
+	// An instance may start before Redis does: keep trying while Redis is
+	// only unreachable; fail at once on anything else (a bad URL, a refused
+	// CONFIG SET).
+	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		s, err := redisstore.New(startCtx, opts)
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, routing.ErrUnavailable) || ctx.Err() != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		log.Warn("redis does not answer yet; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+	}
+}
+
+// redisLog sends go-redis' own messages (reconnect attempts) to slog.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Warn("redis client: " + fmt.Sprintf(format, v...))
 }
 
 // maxConns is -max-conns, or, when 0, what the open-files limit allows
