@@ -100,10 +100,11 @@ func token(t *testing.T, sub string, scopes ...string) string {
 
 // stream is an open GET /notice read as a browser would.
 type stream struct {
-	resp   *http.Response
-	events chan sse.Event
-	done   chan error
-	cancel context.CancelFunc
+	pending []sse.Event // read ahead by a test, returned first by next
+	resp    *http.Response
+	events  chan sse.Event
+	done    chan error
+	cancel  context.CancelFunc
 }
 
 // open starts a stream and waits for its status line.
@@ -159,6 +160,11 @@ func (e *env) subscribe(user string, query ...string) *stream {
 // next returns the next event that is not a comment.
 func (s *stream) next(t *testing.T) sse.Event {
 	t.Helper()
+	if len(s.pending) > 0 {
+		ev := s.pending[0]
+		s.pending = s.pending[1:]
+		return ev
+	}
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
@@ -179,6 +185,9 @@ func (s *stream) next(t *testing.T) sse.Event {
 // none asserts no event is waiting (comments aside).
 func (s *stream) none(t *testing.T) {
 	t.Helper()
+	if len(s.pending) > 0 {
+		t.Fatalf("unexpected event %+v", s.pending[0])
+	}
 	for {
 		select {
 		case ev, ok := <-s.events:
