@@ -136,3 +136,33 @@ func TestHealthReadyMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		origins    []string
+		origin     string
+		wantOrigin string
+		wantCreds  string
+	}{
+		{[]string{"https://app.example"}, "https://app.example", "https://app.example", "true"},
+		{[]string{"https://app.example"}, "https://evil.example", "", ""},
+		{[]string{"*"}, "https://any.example", "*", ""},
+	}
+	for _, tt := range tests {
+		e := newEnv(t, envOptions{cors: tt.origins})
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/notice", nil)
+		req.Header.Set("Origin", tt.origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tt.wantOrigin {
+			t.Errorf("%v from %s: Allow-Origin %q, want %q", tt.origins, tt.origin, got, tt.wantOrigin)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Credentials"); got != tt.wantCreds {
+			t.Errorf("%v from %s: Allow-Credentials %q, want %q", tt.origins, tt.origin, got, tt.wantCreds)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -68,11 +69,15 @@ func New(cfg Config) http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.accessLog)
 	if len(cfg.CORSOrigins) > 0 {
+		// Credentials (the noticed_token cookie) only for origins named one
+		// by one: with "*" any site could open a victim's stream with the
+		// victim's cookie and read their notifications.
+		anyOrigin := slices.Contains(cfg.CORSOrigins, "*")
 		r.Use(cors.Handler(cors.Options{
 			AllowedOrigins:   cfg.CORSOrigins,
 			AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 			AllowedHeaders:   []string{"Authorization", "Content-Type", "Last-Event-ID", "Cache-Control"},
-			AllowCredentials: true,
+			AllowCredentials: !anyOrigin,
 			MaxAge:           600,
 		}))
 	}
