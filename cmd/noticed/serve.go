@@ -14,10 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/demo"
 	"github.com/noticed/noticed/internal/memstore"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/redisstore"
@@ -81,6 +83,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxUsersPerPublish: c.MaxUsersPerPublish,
 		CORSOrigins:        c.origins(),
 		TokenLeeway:        c.JWTLeeway,
+		Extra:              devPage(dev),
 	})
 
 	// Listen before serving, so a bad or busy address fails at once.
@@ -203,6 +206,15 @@ func maxConns(flagValue int) int {
 	return max(int(lim.Cur)-256, 64)
 }
 
+// devPage serves the demo page at / in dev mode only: it is for trying
+// noticed out, not for production.
+func devPage(dev *devMode) func(chi.Router) {
+	if dev == nil {
+		return nil
+	}
+	return demo.Mount
+}
+
 // devMode holds the tokens printed when no key is configured.
 type devMode struct {
 	subscriber, publisher string
@@ -248,6 +260,9 @@ func (d *devMode) print(w io.Writer, addr net.Addr) {
 	base := "http://" + hostPort(addr)
 	bar := strings.Repeat("=", 78)
 	fmt.Fprintf(w, `%s
+ demo page (open in a browser):
+   %s/?token=%s&pub=%s
+
  DEV MODE: no -jwt-secret or -jwt-key-file, so tokens are signed with a random
  secret made at start-up. These tokens work until this process stops (24h at most):
 
@@ -261,7 +276,7 @@ func (d *devMode) print(w io.Writer, addr net.Addr) {
  publish one (in another terminal):
    curl -H 'Authorization: Bearer %s' -d user=alice -d event=greeting -d data='hello alice' %s/notice
 %s
-`, bar, d.subscriber, d.publisher, base, d.subscriber, d.publisher, base, bar)
+`, bar, base, d.subscriber, d.publisher, d.subscriber, d.publisher, base, d.subscriber, d.publisher, base, bar)
 }
 
 // hostPort names the listen address the way a local client reaches it.
