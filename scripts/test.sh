@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs noticed's whole test suite: every package under -race (the Redis and
-# deployment tests start their own redis-server and nginx on free ports),
+# deployment tests start their own redis-server, nginx and headless chromium),
 # then each fuzz target briefly. Installs what the tests need when it is
 # missing and this is root on Debian/Ubuntu; otherwise says what to install.
 set -euo pipefail
@@ -11,6 +11,7 @@ FUZZTIME=${FUZZTIME:-10s}
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the browser test (e2e)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need[*]}"
@@ -28,7 +29,18 @@ command -v go >/dev/null 2>&1 || { echo "test.sh: Go is not installed (https://g
 export PATH="$PATH:/usr/sbin"
 
 go vet ./...
-go test -race -count=1 -timeout 20m ./...
+go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/e2e$')
+# End to end: real redis-server, two noticed, nginx with deploy/nginx.conf and
+# headless chromium. Its summary lines count the events sent, received, lost,
+# duplicated and misrouted.
+e2elog=$(mktemp)
+if ! go test -race -count=1 -timeout 15m -v ./e2e >"$e2elog" 2>&1; then
+  cat "$e2elog"
+  echo "e2e: FAILED"
+  exit 1
+fi
+grep -E '^(e2e |ok )' "$e2elog"
+rm -f "$e2elog"
 
 # Each fuzz target of outside input, briefly; a longer run is
 # FUZZTIME=10m scripts/test.sh.

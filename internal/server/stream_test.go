@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/sse"
 )
 
 func TestStreamHeadersAndRetryFirst(t *testing.T) {
@@ -324,5 +325,35 @@ func assertJSONError(t *testing.T, resp *http.Response) {
 	body, _ := io.ReadAll(resp.Body)
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" || !strings.HasPrefix(string(body), `{"error":"`) {
 		t.Errorf("error body %q (%s), want {\"error\": ...} as JSON", body, ct)
+	}
+}
+
+// A stream that drops before its first event must still come back from
+// where it was: its first block gives the browser an id to reconnect with.
+func TestReconnectBeforeAnyEventLosesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{heartbeat: 50 * time.Millisecond})
+	old := e.mustPublish("uma", "", "before the stream")
+	resp, err := http.Get(e.url + "/notice?token=" + token(t, "uma"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sse.NewReader(resp.Body)
+	r.Comments = true
+	for r.LastID() == "" {
+		// The id-only block dispatches nothing; the heartbeat after it
+		// hands control back.
+		if ev, err := r.Next(); err != nil || !ev.Comment {
+			t.Fatalf("before the first heartbeat: %+v, %v", ev, err)
+		}
+	}
+	resp.Body.Close()
+	if r.LastID() != old {
+		t.Fatalf("starting id %q, want the newest entry %s", r.LastID(), old)
+	}
+	missed := e.mustPublish("uma", "", "while away")
+	s := e.subscribe("uma", "lastEventId", r.LastID())
+	if ev := s.next(t); ev.ID != missed {
+		t.Fatalf("after reconnecting: got %+v, want %s", ev, missed)
 	}
 }

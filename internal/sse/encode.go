@@ -96,6 +96,14 @@ func AppendRetry(dst []byte, ms int64) []byte {
 // Ping is the heartbeat comment that keeps idle streams and proxies alive.
 const Ping = ": ping\n\n"
 
+// AppendPosition appends an id with no data: a browser takes it as its
+// last event id without dispatching an event.
+func AppendPosition(dst []byte, id notice.ID) []byte {
+	dst = append(dst, "id: "...)
+	dst = id.AppendTo(dst)
+	return append(dst, '\n', '\n')
+}
+
 // AppendGap appends the event announcing that entries after lastEventID
 // may have been lost. It has no id, so the browser keeps its own.
 func AppendGap(dst []byte, lastEventID notice.ID) []byte {

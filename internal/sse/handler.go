@@ -150,6 +150,14 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 		if !s.replay(from, start) {
 			return nil
 		}
+	} else {
+		// Give the browser an id before any event: should the stream drop
+		// before the first one, it comes back with Last-Event-ID and gets
+		// what was published meanwhile instead of starting afresh.
+		s.buf = AppendPosition(s.buf, start)
+		if !s.flush() {
+			return nil
+		}
 	}
 	s.live()
 	return nil

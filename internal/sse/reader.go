@@ -37,6 +37,10 @@ func NewReader(r io.Reader) *Reader {
 // none), as the browser would keep it.
 func (p *Reader) Retry() int64 { return p.retry }
 
+// LastID returns the last event id as the browser would keep it (an
+// EventSource sends it as Last-Event-ID when it reconnects).
+func (p *Reader) LastID() string { return p.lastID }
+
 // readLine returns one line without its terminator; lines end in CRLF, LF
 // or CR.
 func (p *Reader) readLine() (string, error) {
