@@ -290,4 +290,3 @@ func hostPort(addr net.Addr) string {
 	}
 	return net.JoinHostPort(tcp.IP.String(), fmt.Sprint(tcp.Port))
 }
-
