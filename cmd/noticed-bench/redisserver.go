@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"time"
+
+	"github.com/noticed/noticed/internal/redistest"
 )
 
 // redisServer is a redis-server process this program started and owns: the
@@ -38,7 +38,7 @@ func startRedis(ctx context.Context) (*redisServer, error) {
 	// that exits at once is tried again on another.
 	var lastErr error
 	for range 5 {
-		port, err := freePort()
+		port, err := redistest.FreePort()
 		if err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err
@@ -69,7 +69,7 @@ func startRedis(ctx context.Context) (*redisServer, error) {
 func (s *redisServer) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if ping(s.addr()) == nil {
+		if redistest.Ping(s.addr()) == nil {
 			return nil
 		}
 		select {
@@ -99,34 +99,4 @@ func (s *redisServer) kill() {
 func (s *redisServer) close() {
 	s.kill()
 	_ = os.RemoveAll(s.dir)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// ping sends one PING and wants +PONG (not -LOADING) back.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
-		return errors.New(line)
-	}
-	return nil
 }

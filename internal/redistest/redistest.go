@@ -57,7 +57,7 @@ func Start(t testing.TB, args ...string) *Server {
 	// binds it; a server that exits at once is retried on another port.
 	var lastErr error
 	for range 5 {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			t.Fatalf("redistest: %v", err)
 		}
@@ -78,7 +78,8 @@ func Start(t testing.TB, args ...string) *Server {
 	return nil
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback port free at the moment of asking.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -106,7 +107,7 @@ func (s *Server) start() error {
 
 	deadline := time.Now().Add(startLimit)
 	for {
-		if ping(s.Addr()) == nil {
+		if Ping(s.Addr()) == nil {
 			return nil
 		}
 		select {
@@ -122,8 +123,9 @@ func (s *Server) start() error {
 	}
 }
 
-// ping sends one PING and wants +PONG back (not -LOADING).
-func ping(addr string) error {
+// Ping sends one PING to addr and wants +PONG back (not -LOADING): the
+// server is up and has loaded its data.
+func Ping(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
