@@ -12,6 +12,7 @@ import (
 
 	"github.com/noticed/noticed/internal/redistest"
 	"github.com/noticed/noticed/internal/routing"
+	"github.com/noticed/noticed/internal/routing/storetest"
 )
 
 // Redis is killed and started again on the same data: meanwhile every call
@@ -22,7 +23,7 @@ func TestKillAndRestart(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, "--appendonly", "yes")
 	s := newStore(t, Options{URL: srv.URL()})
-	rec := newRecorder()
+	rec := storetest.NewRecorder()
 	s.SetNotifier(rec)
 	ctx := testCtx(t)
 	u := user("fault")
@@ -33,7 +34,7 @@ func TestKillAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec.waitChanged(t, u, 1)
+	rec.WaitChanged(t, u, 1)
 
 	srv.Kill()
 	shortCtx := func() context.Context {
@@ -54,12 +55,12 @@ func TestKillAndRestart(t *testing.T) {
 	if _, err := s.Follow(shortCtx(), v); !errors.Is(err, routing.ErrUnavailable) {
 		t.Errorf("Follow while down: %v; want ErrUnavailable", err)
 	}
-	if rec.resyncCount() != 0 {
+	if rec.Resyncs() != 0 {
 		t.Errorf("Resync before Redis came back")
 	}
 
 	srv.Restart()
-	waitFor(t, "Resync", func() bool { return rec.resyncCount() > 0 })
+	waitFor(t, "Resync", func() bool { return rec.Resyncs() > 0 })
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping after restart: %v", err)
 	}
@@ -77,7 +78,7 @@ func TestKillAndRestart(t *testing.T) {
 	if _, err := s.Append(ctx, []routing.Message{{User: u, Data: "after"}, {User: v, Data: "not followed"}}); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitChanged(t, u, 2)
+	rec.WaitChanged(t, u, 2)
 	w := user("fault-w")
 	if _, err := s.Follow(ctx, w); err != nil {
 		t.Fatal(err)
@@ -85,8 +86,8 @@ func TestKillAndRestart(t *testing.T) {
 	if _, err := s.Append(ctx, []routing.Message{{User: w, Data: "x"}}); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitChanged(t, w, 1)
-	if n := rec.count(v); n != 0 {
+	rec.WaitChanged(t, w, 1)
+	if n := rec.Count(v); n != 0 {
 		t.Errorf("user whose Follow failed: %d notifications", n)
 	}
 }
@@ -97,7 +98,7 @@ func TestFrozenRedisIsNoticed(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL(), healthEvery: 100 * time.Millisecond})
-	rec := newRecorder()
+	rec := storetest.NewRecorder()
 	s.SetNotifier(rec)
 	ctx := testCtx(t)
 	u := user("frozen")
@@ -114,11 +115,11 @@ func TestFrozenRedisIsNoticed(t *testing.T) {
 	waitFor(t, "the Pub/Sub connection to be given up", func() bool { return s.lossCount() > 0 })
 	srv.Resume()
 
-	waitFor(t, "Resync", func() bool { return rec.resyncCount() > 0 })
+	waitFor(t, "Resync", func() bool { return rec.Resyncs() > 0 })
 	if _, err := s.Append(ctx, []routing.Message{{User: u, Data: "x"}}); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitChanged(t, u, 1)
+	rec.WaitChanged(t, u, 1)
 }
 
 // An idle connection is pinged, not replaced.
@@ -126,7 +127,7 @@ func TestIdleConnectionIsKept(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL(), healthEvery: 20 * time.Millisecond})
-	rec := newRecorder()
+	rec := storetest.NewRecorder()
 	s.SetNotifier(rec)
 	u := user("idle")
 	if _, err := s.Follow(testCtx(t), u); err != nil {
@@ -134,11 +135,11 @@ func TestIdleConnectionIsKept(t *testing.T) {
 	}
 	raw := rawClient(t, srv)
 	waitFor(t, "five health pings", func() bool { return pingCalls(t, raw) >= 5 })
-	if n := s.lossCount(); n != 0 || rec.resyncCount() != 0 {
-		t.Errorf("idle connection replaced %d times, %d resyncs", n, rec.resyncCount())
+	if n := s.lossCount(); n != 0 || rec.Resyncs() != 0 {
+		t.Errorf("idle connection replaced %d times, %d resyncs", n, rec.Resyncs())
 	}
 	xadd(t, raw, s, u)
-	rec.waitChanged(t, u, 1)
+	rec.WaitChanged(t, u, 1)
 }
 
 // pingCalls reads how many PINGs Redis has answered, from INFO commandstats.

@@ -11,6 +11,7 @@ import (
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/redistest"
 	"github.com/noticed/noticed/internal/routing"
+	"github.com/noticed/noticed/internal/routing/storetest"
 )
 
 func xadd(t *testing.T, raw *redis.Client, s *Store, u string) notice.ID {
@@ -31,7 +32,7 @@ func TestFollowUnfollow(t *testing.T) {
 	// "expire" on every append: they must not become notifications.
 	srv := redistest.Start(t, "--notify-keyspace-events", "KEA")
 	s := newStore(t, Options{URL: srv.URL()})
-	rec := newRecorder()
+	rec := storetest.NewRecorder()
 	s.SetNotifier(rec)
 	raw := rawClient(t, srv)
 	ctx := testCtx(t)
@@ -46,22 +47,22 @@ func TestFollowUnfollow(t *testing.T) {
 	}
 	xadd(t, raw, s, other)
 	xadd(t, raw, s, followed)
-	rec.waitChanged(t, followed, 1)
+	rec.WaitChanged(t, followed, 1)
 
 	// Appends through the store and what else happens to the key.
 	if _, err := s.Append(ctx, []routing.Message{{User: followed, Data: "x"}}); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitChanged(t, followed, 2)
+	rec.WaitChanged(t, followed, 2)
 	raw.XTrimMaxLen(ctx, s.key(followed), 1)
 	raw.PExpire(ctx, s.key(followed), time.Hour)
 	raw.Persist(ctx, s.key(followed))
 	xadd(t, raw, s, marker)
-	rec.waitChanged(t, marker, 1)
-	if n := rec.count(followed); n != 2 {
+	rec.WaitChanged(t, marker, 1)
+	if n := rec.Count(followed); n != 2 {
 		t.Errorf("followed user: %d notifications for 2 appends", n)
 	}
-	if n := rec.count(other); n != 0 {
+	if n := rec.Count(other); n != 0 {
 		t.Errorf("user not followed: %d notifications", n)
 	}
 
@@ -70,8 +71,8 @@ func TestFollowUnfollow(t *testing.T) {
 	}
 	xadd(t, raw, s, followed)
 	xadd(t, raw, s, marker)
-	rec.waitChanged(t, marker, 2)
-	if n := rec.count(followed); n != 2 {
+	rec.WaitChanged(t, marker, 2)
+	if n := rec.Count(followed); n != 2 {
 		t.Errorf("after Unfollow: %d more notifications", n-2)
 	}
 
@@ -81,7 +82,7 @@ func TestFollowUnfollow(t *testing.T) {
 		t.Fatalf("Follow again: %v, %v; want %v", got, err, want)
 	}
 	xadd(t, raw, s, followed)
-	rec.waitChanged(t, followed, 3)
+	rec.WaitChanged(t, followed, 3)
 }
 
 // Many goroutines follow and unfollow at once; every user still followed
@@ -91,7 +92,7 @@ func TestFollowConcurrently(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL()})
-	rec := newRecorder()
+	rec := storetest.NewRecorder()
 	s.SetNotifier(rec)
 	ctx := testCtx(t)
 	const n = 200
@@ -134,9 +135,9 @@ func TestFollowConcurrently(t *testing.T) {
 		t.Fatal(err)
 	}
 	xadd(t, raw, s, marker)
-	rec.waitChanged(t, marker, 1)
+	rec.WaitChanged(t, marker, 1)
 	for i, u := range users {
-		if got, want := rec.count(u) > 0, isFollowed(i); got != want {
+		if got, want := rec.Count(u) > 0, isFollowed(i); got != want {
 			t.Errorf("user %d: notified %v, want %v", i, got, want)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,44 +56,6 @@ var userSeq atomic.Int64
 
 func user(prefix string) string {
 	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), userSeq.Add(1))
-}
-
-// recorder is a Notifier that keeps what it is told.
-type recorder struct {
-	mu      sync.Mutex
-	changed map[string]int
-	resyncs int
-}
-
-func newRecorder() *recorder { return &recorder{changed: map[string]int{}} }
-
-func (r *recorder) Changed(user string) {
-	r.mu.Lock()
-	r.changed[user]++
-	r.mu.Unlock()
-}
-
-func (r *recorder) Resync() {
-	r.mu.Lock()
-	r.resyncs++
-	r.mu.Unlock()
-}
-
-func (r *recorder) count(user string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.changed[user]
-}
-
-func (r *recorder) resyncCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.resyncs
-}
-
-func (r *recorder) waitChanged(t *testing.T, user string, atLeast int) {
-	t.Helper()
-	waitFor(t, "notification for "+user, func() bool { return r.count(user) >= atLeast })
 }
 
 // waitFor polls cond until it holds, failing the test after 15s.

@@ -213,48 +213,53 @@ func testExpiryReportsGap(t *testing.T, newStore NewStore) {
 	}
 }
 
-// recorder is a Notifier that keeps what it is told.
-type recorder struct {
+// Recorder is a Notifier that keeps what it is told, for store tests.
+type Recorder struct {
 	mu      sync.Mutex
 	changed map[string]int
 	resyncs int
-	wake    chan struct{}
 }
 
-func newRecorder() *recorder {
-	return &recorder{changed: map[string]int{}, wake: make(chan struct{}, 1)}
-}
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder { return &Recorder{changed: map[string]int{}} }
 
-func (r *recorder) Changed(user string) {
+// Changed counts a notification for user.
+func (r *Recorder) Changed(user string) {
 	r.mu.Lock()
 	r.changed[user]++
 	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 }
 
-func (r *recorder) Resync() {
+// Resync counts a resync.
+func (r *Recorder) Resync() {
 	r.mu.Lock()
 	r.resyncs++
 	r.mu.Unlock()
 }
 
-func (r *recorder) count(user string) int {
+// Count returns how many notifications user had.
+func (r *Recorder) Count(user string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.changed[user]
 }
 
-func (r *recorder) waitChanged(t *testing.T, user string) {
+// Resyncs returns how many resyncs there were.
+func (r *Recorder) Resyncs() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.resyncs
+}
+
+// WaitChanged waits until user has had at least atLeast notifications.
+func (r *Recorder) WaitChanged(t *testing.T, user string, atLeast int) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "notification for "+user, func() bool { return r.count(user) > 0 })
+	waitFor(t, 10*time.Second, "notification for "+user, func() bool { return r.Count(user) >= atLeast })
 }
 
 func testFollowNotifiesOnlyFollowed(t *testing.T, newStore NewStore) {
 	s := newStore(t, Options{MaxLen: 1000, TTL: time.Hour})
-	rec := newRecorder()
+	rec := NewRecorder()
 	s.SetNotifier(rec)
 	followed, other, marker := User(t), User(t), User(t)
 	for _, u := range []string{followed, marker} {
@@ -265,31 +270,31 @@ func testFollowNotifiesOnlyFollowed(t *testing.T, newStore NewStore) {
 	appendN(t, s, other, 1)
 	appendN(t, s, followed, 1)
 	appendN(t, s, marker, 1)
-	rec.waitChanged(t, followed)
-	rec.waitChanged(t, marker)
-	if n := rec.count(other); n != 0 {
+	rec.WaitChanged(t, followed, 1)
+	rec.WaitChanged(t, marker, 1)
+	if n := rec.Count(other); n != 0 {
 		t.Errorf("user not followed: %d notifications", n)
 	}
 
 	if err := s.Unfollow(ctx(t), followed); err != nil {
 		t.Fatal(err)
 	}
-	before := rec.count(followed)
+	before := rec.Count(followed)
 	appendN(t, s, followed, 1)
 	marker2 := User(t)
 	if _, err := s.Follow(ctx(t), marker2); err != nil {
 		t.Fatal(err)
 	}
 	appendN(t, s, marker2, 1)
-	rec.waitChanged(t, marker2)
-	if n := rec.count(followed); n != before {
+	rec.WaitChanged(t, marker2, 1)
+	if n := rec.Count(followed); n != before {
 		t.Errorf("after Unfollow: %d more notifications", n-before)
 	}
 }
 
 func testFollowReturnsNewest(t *testing.T, newStore NewStore) {
 	s := newStore(t, Options{MaxLen: 1000, TTL: time.Hour})
-	s.SetNotifier(newRecorder())
+	s.SetNotifier(NewRecorder())
 	u := User(t)
 	got, err := s.Follow(ctx(t), u)
 	if err != nil || !got.IsZero() {
