@@ -121,9 +121,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(drainCtx) }()
 	hub.Close()
-	if err := <-shut; err != nil {
+	err = <-shut
+	if err == nil {
+		// Shutdown does not wait for the streams taken over from net/http.
+		err = streams.Wait(drainCtx)
+	}
+	if err != nil {
 		log.Warn("drain timed out; closing the rest", "err", err)
 		srv.Close()
+		_ = streams.Wait(drainCtx)
 	}
 	log.Info("stopped")
 	return nil

@@ -15,6 +15,7 @@ type Conn struct {
 	ready  chan struct{} // closed when start is known
 	start  notice.ID     // entries above start arrive on frames
 	frames chan *Frame
+	wake   func() // called after frames are queued or the stream is kicked
 
 	kickOnce sync.Once
 	kicked   chan struct{}
@@ -55,9 +56,25 @@ func (c *Conn) Frames() <-chan *Frame { return c.frames }
 // Kicked is closed when the stream fell too far behind and must close.
 func (c *Conn) Kicked() <-chan struct{} { return c.kicked }
 
+// OnWake sets a function the hub calls, under its lock, each time it has
+// queued frames on the stream or kicked it. It must not block or call the
+// hub. A stream that has a goroutine of its own waiting on Frames needs
+// none.
+func (c *Conn) OnWake(f func()) {
+	c.hub.mu.Lock()
+	c.wake = f
+	c.hub.mu.Unlock()
+}
+
+// Queued returns how many frames wait on Frames.
+func (c *Conn) Queued() int { return len(c.frames) }
+
 func (c *Conn) kick(h *Hub) {
 	c.kickOnce.Do(func() {
 		close(c.kicked)
 		h.m.SlowClosed.Inc()
+		if c.wake != nil {
+			c.wake()
+		}
 	})
 }

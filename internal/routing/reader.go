@@ -111,18 +111,32 @@ func (h *Hub) fanOut(name string, frames []Frame) {
 	if u == nil || u.state != ready {
 		return
 	}
+	// Skip what was fanned out already (a resync raced a read).
+	first := len(frames)
 	for j := range frames {
-		f := &frames[j]
-		if !u.cursor.Less(f.ID) {
-			continue // read twice (a resync raced a read); sent already
+		if u.cursor.Less(frames[j].ID) {
+			first = j
+			break
 		}
-		u.cursor = f.ID
-		for _, c := range u.conns {
+	}
+	if first == len(frames) {
+		return
+	}
+	frames = frames[first:]
+	u.cursor = frames[len(frames)-1].ID
+	for _, c := range u.conns {
+		// A stream that cannot take every frame is kicked; it replays.
+		for j := range frames {
 			select {
-			case c.frames <- f:
+			case c.frames <- &frames[j]:
+				continue
 			default:
 				c.kick(h)
 			}
+			break
+		}
+		if c.wake != nil {
+			c.wake()
 		}
 	}
 }

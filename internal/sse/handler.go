@@ -1,11 +1,14 @@
 package sse
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/noticed/noticed/internal/metrics"
@@ -28,6 +31,9 @@ type Options struct {
 	ReplayBatch int // entries per replay read; default 500
 	Metrics     *metrics.Metrics
 	Logger      *slog.Logger
+	// NoHijack keeps every stream on net/http's response writer (for
+	// comparison; it costs about three times the memory per stream).
+	NoHijack bool
 }
 
 // Request errors, returned before anything is written.
@@ -40,6 +46,12 @@ type Handler struct {
 	opts  Options
 	m     *metrics.Metrics
 	log   *slog.Logger
+
+	// Hijacked streams, so that shutting down reaches them.
+	mu       sync.Mutex
+	streams  map[*stream]struct{}
+	empty    chan struct{} // closed when streams becomes empty, if waited on
+	watching sync.Once
 }
 
 // NewHandler makes a stream handler.
@@ -65,7 +77,8 @@ func NewHandler(hub *routing.Hub, store routing.Store, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Handler{hub: hub, store: store, opts: opts, m: opts.Metrics, log: opts.Logger}
+	return &Handler{hub: hub, store: store, opts: opts, m: opts.Metrics, log: opts.Logger,
+		streams: make(map[*stream]struct{})}
 }
 
 // LastEventID reads the replay position: the Last-Event-ID header (sent by
@@ -90,6 +103,13 @@ func LastEventID(r *http.Request) (id notice.ID, ok bool, err error) {
 // at expires (zero: never), the stream falls behind, or the hub closes.
 // It returns an error only when it has written nothing, for the caller to
 // answer with a status.
+//
+// Over HTTP/1.x the connection is taken over (hijacked) when the headers
+// are sent, and Serve returns once the replay is done: a live stream then
+// costs a goroutine waiting for the client to leave and no more, and a
+// short-lived one writes whenever there is something to send (see pump).
+// Over HTTP/2, or where the writer cannot be hijacked, Serve runs the
+// stream to its end on the request goroutine.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, expires time.Time) error {
 	from, replay, err := LastEventID(r)
 	if err != nil {
@@ -99,94 +119,160 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 	if err != nil {
 		return err
 	}
-	defer h.hub.Unsubscribe(conn)
 	h.m.StreamsOpened.Inc()
-
-	ctx := r.Context()
-	s := &stream{h: h, w: w, rc: http.NewResponseController(w), conn: conn, ctx: ctx, buf: make([]byte, 0, 512)}
+	s := &stream{h: h, conn: conn, ctx: r.Context(), expires: expires, running: true}
 	if !expires.IsZero() {
-		t := time.NewTimer(time.Until(expires))
-		defer t.Stop()
-		s.expiry = t.C
+		s.expiryTimer = time.NewTimer(time.Until(expires))
+		s.expiry = s.expiryTimer.C
 	}
 
 	// Wait briefly for the hub to follow the user, so that the headers mean
 	// "every entry from now on will arrive"; past that, send them anyway
 	// and keep the stream waiting for the backend with heartbeats.
-	waitCtx, cancel := context.WithTimeout(ctx, h.opts.StartWait)
+	waitCtx, cancel := context.WithTimeout(r.Context(), h.opts.StartWait)
 	start, startErr := conn.Start(waitCtx)
 	cancel()
 	if errors.Is(startErr, routing.ErrClosed) {
+		s.finish()
 		return startErr
 	}
-	if ctx.Err() != nil {
+	if r.Context().Err() != nil || !s.open(w, r) {
+		s.finish()
 		return nil
 	}
+	if !s.begin(start, startErr, from, replay) {
+		s.finish()
+		return nil
+	}
+	if s.nc != nil {
+		s.arm()
+		return nil
+	}
+	s.live()
+	s.finish()
+	return nil
+}
+
+// open sends the response headers and the first retry field, taking the
+// connection over when it can; false when the client is gone.
+func (s *stream) open(w http.ResponseWriter, r *http.Request) bool {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
-	hdr.Set("Connection", "keep-alive")
-	w.WriteHeader(http.StatusOK)
-	s.buf = AppendRetry(s.buf, jitter(h.opts.Retry, h.opts.Retry/2).Milliseconds())
-	if !s.flush() {
-		return nil
-	}
-	s.ticker = time.NewTicker(h.opts.Heartbeat)
-	defer s.ticker.Stop()
-
-	if startErr != nil {
-		if !s.idle(conn.Ready(), nil) {
-			return nil
+	retry := jitter(s.h.opts.Retry, s.h.opts.Retry/2).Milliseconds()
+	if r.ProtoMajor == 1 && !s.h.opts.NoHijack {
+		if nc, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			// Bytes the client sent past its request are of no use to a
+			// stream; what net/http buffered of them is dropped with it.
+			_ = nc.SetDeadline(time.Time{})
+			s.nc = nc
+			s.ctx, s.cancel = context.WithCancel(context.Background())
+			s.h.track(s)
+			go s.watch()
+			hdr.Set("Connection", "close") // the body ends when the connection does
+			s.buf = appendHead(s.buf, hdr)
+			s.buf = AppendRetry(s.buf, retry)
+			return s.flush()
 		}
-		if start, err = conn.Start(ctx); err != nil {
+	}
+	hdr.Set("Connection", "keep-alive")
+	s.w = w
+	s.rc = http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	s.buf = AppendRetry(s.buf, retry)
+	return s.flush()
+}
+
+// appendHead appends an HTTP/1.1 200 response head with hdr's fields.
+func appendHead(dst []byte, hdr http.Header) []byte {
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = hdr.Write(&b) // sanitises CR and LF in values
+	b.WriteString("\r\n")
+	return append(dst, b.Bytes()...)
+}
+
+// begin waits for the backend if it has not answered yet, then replays
+// what the client missed or gives it the position it starts from; false
+// when the stream must end.
+func (s *stream) begin(start notice.ID, startErr error, from notice.ID, replay bool) bool {
+	s.ticker = time.NewTicker(s.h.opts.Heartbeat)
+	if startErr != nil {
+		if !s.idle(s.conn.Ready(), nil) {
+			return false
+		}
+		var err error
+		if start, err = s.conn.Start(s.ctx); err != nil {
 			s.end()
-			return nil
+			return false
 		}
 	}
 	s.lastSent = start
 	if replay {
 		s.lastSent = from
-		if !s.replay(from, start) {
-			return nil
-		}
-	} else {
-		// Give the browser an id before any event: should the stream drop
-		// before the first one, it comes back with Last-Event-ID and gets
-		// what was published meanwhile instead of starting afresh.
-		s.buf = AppendPosition(s.buf, start)
-		if !s.flush() {
-			return nil
-		}
+		return s.replay(from, start)
 	}
-	s.live()
-	return nil
+	// Give the browser an id before any event: should the stream drop
+	// before the first one, it comes back with Last-Event-ID and gets what
+	// was published meanwhile instead of starting afresh.
+	s.buf = AppendPosition(s.buf, start)
+	return s.flush()
 }
 
-// stream is one response being written; only its request goroutine
-// touches it.
+// stream is one response being written. Until it is armed, only its
+// request goroutine touches it; after, only its pump does.
 type stream struct {
 	h        *Handler
-	w        http.ResponseWriter
-	rc       *http.ResponseController
 	conn     *routing.Conn
 	ctx      context.Context
 	buf      []byte
 	lastSent notice.ID
-	ticker   *time.Ticker
-	expiry   <-chan time.Time
 	wrote    bool // since the last heartbeat tick
+	expires  time.Time
+
+	// Used while the request goroutine serves the stream.
+	ticker      *time.Ticker
+	expiryTimer *time.Timer
+	expiry      <-chan time.Time
+
+	// Stock path: the response writer.
+	w  http.ResponseWriter
+	rc *http.ResponseController
+
+	// Hijacked path: the connection, and what wakes the pump.
+	nc     net.Conn
+	cancel context.CancelFunc
+	hb     *time.Timer // heartbeat, once armed
+	exp    *time.Timer // token expiry, once armed
+
+	mu      sync.Mutex
+	pend    uint8 // wake reasons not yet handled
+	running bool  // a goroutine owns the stream's writing
+	done    bool
 }
+
+// Wake reasons.
+const (
+	wakeTick = 1 << iota // heartbeat due
+	wakeEnd              // token expired or shutting down: say retry, close
+	wakeGone             // the client left or was kicked: close
+)
 
 // flush writes the buffer under a deadline; false when the client is gone.
 func (s *stream) flush() bool {
 	if len(s.buf) == 0 {
 		return true
 	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
-	_, err := s.w.Write(s.buf)
-	if err == nil {
-		err = s.rc.Flush()
+	var err error
+	if s.nc != nil {
+		_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
+		_, err = s.nc.Write(s.buf)
+	} else {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
+		if _, err = s.w.Write(s.buf); err == nil {
+			err = s.rc.Flush()
+		}
 	}
 	if cap(s.buf) > maxKeptBuffer {
 		s.buf = make([]byte, 0, 512) // a large replay should not pin memory
@@ -355,4 +441,244 @@ func jitter(base, spread time.Duration) time.Duration {
 		return base
 	}
 	return base + rand.N(spread)
+}
+
+// finish releases the stream: it leaves the hub, stops its timers and, if
+// it was hijacked, closes the connection.
+func (s *stream) finish() {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+	s.h.hub.Unsubscribe(s.conn)
+	if s.ticker != nil {
+		s.ticker.Stop()
+	}
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+	}
+	if s.hb != nil {
+		s.hb.Stop()
+	}
+	if s.exp != nil {
+		s.exp.Stop()
+	}
+	if s.nc != nil {
+		_ = s.nc.Close()
+		s.cancel()
+		s.h.untrack(s)
+	}
+	s.buf = nil
+}
+
+// watch waits for the client of a hijacked stream to leave. It is the one
+// goroutine a live stream keeps.
+func (s *stream) watch() {
+	var b [16]byte
+	for {
+		if _, err := s.nc.Read(b[:]); err != nil {
+			break
+		}
+	}
+	s.cancel()
+	s.wake(wakeGone)
+}
+
+// arm hands a hijacked stream over from its request goroutine to timers
+// and the hub: from now on a pump goroutine runs only while there is
+// something to write.
+func (s *stream) arm() {
+	s.ticker.Stop()
+	s.ticker = nil
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+		s.expiryTimer, s.expiry = nil, nil
+	}
+	s.buf = nil
+	s.hb = time.AfterFunc(s.h.opts.Heartbeat, func() { s.wake(wakeTick) })
+	if !s.expires.IsZero() {
+		s.exp = time.AfterFunc(time.Until(s.expires), func() { s.wake(wakeEnd) })
+	}
+	s.conn.OnWake(s.hubWake)
+	select {
+	case <-s.h.hub.Closing():
+		s.mu.Lock()
+		s.pend |= wakeEnd
+		s.mu.Unlock()
+	default:
+	}
+	s.mu.Lock()
+	if s.pend == 0 && s.conn.Queued() == 0 && !s.kicked() {
+		s.running = false
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	go s.pump()
+}
+
+func (s *stream) kicked() bool {
+	select {
+	case <-s.conn.Kicked():
+		return true
+	default:
+		return false
+	}
+}
+
+// hubWake is called by the hub, under its lock, after it queued frames on
+// the stream or kicked it.
+func (s *stream) hubWake() {
+	if s.kicked() {
+		s.wake(wakeGone)
+		return
+	}
+	s.wake(0)
+}
+
+// wake makes sure a pump handles the stream's queue and reasons. A client
+// that left or was kicked has its connection closed at once, so that a
+// pump blocked writing to it returns.
+func (s *stream) wake(reason uint8) {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return
+	}
+	s.pend |= reason
+	if s.running {
+		s.mu.Unlock()
+		if reason&wakeGone != 0 && s.nc != nil {
+			_ = s.nc.Close()
+		}
+		return
+	}
+	s.running = true
+	s.mu.Unlock()
+	go s.pump()
+}
+
+// pump writes what is queued, coalescing frames, and handles heartbeats
+// and endings; it returns when there is nothing left to do.
+func (s *stream) pump() {
+	for {
+		s.mu.Lock()
+		reason := s.pend
+		s.pend = 0
+		if reason == 0 && s.conn.Queued() == 0 && !s.kicked() {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if reason&wakeGone != 0 || s.kicked() {
+			s.finish()
+			return
+		}
+		if reason&wakeEnd != 0 {
+			s.end()
+			s.finish()
+			return
+		}
+		if n := s.conn.Queued(); n > 0 {
+			s.buf = getBuf()
+			delivered := 0
+			frames := s.conn.Frames()
+			for range min(n, maxCoalesce) {
+				delivered += s.add(<-frames)
+			}
+			ok := s.flush()
+			putBuf(s.buf)
+			s.buf = nil
+			if !ok {
+				s.finish()
+				return
+			}
+			s.h.m.EventsDelivered.Add(float64(delivered))
+		}
+		if reason&wakeTick != 0 {
+			if !s.wrote {
+				s.buf = append(getBuf(), Ping...)
+				ok := s.flush()
+				putBuf(s.buf)
+				s.buf = nil
+				if !ok {
+					s.finish()
+					return
+				}
+			}
+			s.wrote = false
+			s.hb.Reset(s.h.opts.Heartbeat)
+		}
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) > maxKeptBuffer {
+		return
+	}
+	bufPool.Put(&b)
+}
+
+// track registers a hijacked stream; the first one starts the watch for
+// the hub closing, which tells every tracked stream to end.
+func (h *Handler) track(s *stream) {
+	h.mu.Lock()
+	h.streams[s] = struct{}{}
+	h.mu.Unlock()
+	h.watching.Do(func() {
+		go func() {
+			<-h.hub.Closing()
+			h.mu.Lock()
+			all := make([]*stream, 0, len(h.streams))
+			for s := range h.streams {
+				all = append(all, s)
+			}
+			h.mu.Unlock()
+			for _, s := range all {
+				s.wake(wakeEnd)
+			}
+		}()
+	})
+}
+
+func (h *Handler) untrack(s *stream) {
+	h.mu.Lock()
+	delete(h.streams, s)
+	if len(h.streams) == 0 && h.empty != nil {
+		close(h.empty)
+		h.empty = nil
+	}
+	h.mu.Unlock()
+}
+
+// Wait waits until every hijacked stream has closed (after the hub closed,
+// each says retry and closes), or ctx ends; then it closes what is left.
+// net/http's Shutdown does not wait for hijacked connections: call Wait
+// after it.
+func (h *Handler) Wait(ctx context.Context) error {
+	h.mu.Lock()
+	if len(h.streams) == 0 {
+		h.mu.Unlock()
+		return nil
+	}
+	if h.empty == nil {
+		h.empty = make(chan struct{})
+	}
+	empty := h.empty
+	h.mu.Unlock()
+	select {
+	case <-empty:
+		return nil
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	for s := range h.streams {
+		_ = s.nc.Close()
+	}
+	h.mu.Unlock()
+	return ctx.Err()
 }
