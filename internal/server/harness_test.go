@@ -34,6 +34,7 @@ type env struct {
 	hub     *routing.Hub
 	metrics *metrics.Metrics
 	logs    *syncBuffer
+	handler http.Handler
 }
 
 type envOptions struct {
@@ -45,6 +46,14 @@ type envOptions struct {
 	maxConns   int
 	cors       []string
 	store      routing.Store
+	noHijack   bool // serve streams on net/http's writer, as over HTTP/2
+
+	maxUsers    int
+	maxUserLen  int
+	maxEventLen int
+	bodyTimeout time.Duration
+	proxies     server.Proxies
+	verifier    *auth.Verifier // default: one for secret
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -66,19 +75,28 @@ func newEnv(t *testing.T, o envOptions) *env {
 		QueueLen: o.queueLen, MaxConnsPerUser: o.perUser, MaxConns: o.maxConns, Metrics: m, Logger: log,
 	})
 	go hub.Run()
-	verifier, err := auth.NewVerifier(auth.Config{Secret: secret})
-	if err != nil {
-		t.Fatal(err)
+	verifier := o.verifier
+	if verifier == nil {
+		var err error
+		if verifier, err = auth.NewVerifier(auth.Config{Secret: secret}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h := server.New(server.Config{
 		Verifier:    verifier,
 		Store:       store,
-		Streams:     sse.NewHandler(hub, store, sse.Options{Heartbeat: o.heartbeat, Metrics: m, Logger: log, WriteTimeout: 2 * time.Second}),
+		Streams:     sse.NewHandler(hub, store, sse.Options{Heartbeat: o.heartbeat, Metrics: m, Logger: log, WriteTimeout: 2 * time.Second, NoHijack: o.noHijack}),
 		Metrics:     m,
 		Gatherer:    reg,
 		Logger:      log,
 		MaxPayload:  o.maxPayload,
 		CORSOrigins: o.cors,
+
+		MaxUsersPerPublish: o.maxUsers,
+		MaxUserLen:         o.maxUserLen,
+		MaxEventLen:        o.maxEventLen,
+		BodyTimeout:        o.bodyTimeout,
+		TrustedProxies:     o.proxies,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -86,7 +104,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		srv.CloseClientConnections()
 		srv.Close()
 	})
-	return &env{t: t, url: srv.URL, store: store, hub: hub, metrics: m, logs: logs}
+	return &env{t: t, url: srv.URL, store: store, hub: hub, metrics: m, logs: logs, handler: h}
 }
 
 func token(t *testing.T, sub string, scopes ...string) string {

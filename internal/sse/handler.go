@@ -273,6 +273,9 @@ func (s *stream) flush() bool {
 		if _, err = s.w.Write(s.buf); err == nil {
 			err = s.rc.Flush()
 		}
+		// HTTP/2 resets a stream whose deadline passes even while it is
+		// idle, so the deadline covers this write only.
+		_ = s.rc.SetWriteDeadline(time.Time{})
 	}
 	if cap(s.buf) > maxKeptBuffer {
 		s.buf = make([]byte, 0, 512) // a large replay should not pin memory
