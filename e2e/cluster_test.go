@@ -52,13 +52,24 @@ type sent struct {
 // and nginx with deploy/nginx.conf in front of them.
 func newCluster(t *testing.T, args ...string) *cluster {
 	t.Helper()
+	return newClusterVia(t, nil, args...)
+}
+
+// newClusterVia is newCluster with the instances reaching Redis at the URL
+// via returns (a fault proxy in front of it, say); nil: straight.
+func newClusterVia(t *testing.T, via func(*redistest.Server) string, args ...string) *cluster {
+	t.Helper()
 	need(t, "nginx", "nginx", "/usr/sbin/nginx")
 	c := &cluster{t: t, secret: "e2e-secret-" + t.Name() + "-0123456789abcdef", sent: map[string][]sent{}}
 	c.redis = redistest.Start(t)
 	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr()})
 	t.Cleanup(func() { c.rdb.Close() })
 
-	base := append([]string{"-redis", c.redis.URL(), "-jwt-secret", c.secret}, args...)
+	redisURL := c.redis.URL()
+	if via != nil {
+		redisURL = via(c.redis)
+	}
+	base := append([]string{"-redis", redisURL, "-jwt-secret", c.secret}, args...)
 	for i, name := range []string{"A", "B"} {
 		c.inst[i] = newInstance(t, name, base...)
 		c.inst[i].start()
@@ -100,8 +111,14 @@ func (c *cluster) token(user string) string {
 
 // subscribe opens an EventSource-like stream for user through nginx.
 func (c *cluster) subscribe(user string) *eventSource {
+	return c.subscribeAt(c.url, user)
+}
+
+// subscribeAt opens an EventSource-like stream for user at base: nginx's
+// URL, or one instance's.
+func (c *cluster) subscribeAt(base, user string) *eventSource {
 	c.streams.Add(1)
-	es := openEventSource(c.ctx, c.client, c.url, user, c.token(user))
+	es := openEventSource(c.ctx, c.client, base, user, c.token(user))
 	go func() {
 		<-es.done
 		c.streams.Done()
@@ -129,9 +146,10 @@ func (c *cluster) subscribeAll(ctx context.Context, users []string, perUser int)
 // payload is the data of every test event: who it is for, so a stream
 // can tell an event meant for someone else.
 type payload struct {
-	User string `json:"user"`
-	Seq  int    `json:"seq"`
-	Via  string `json:"via"`
+	User  string   `json:"user"`
+	Users []string `json:"users,omitempty"` // an event published to several at once
+	Seq   int      `json:"seq"`
+	Via   string   `json:"via"`
 }
 
 var eventTypes = []string{"", "order.shipped", "invoice.paid"}

@@ -12,6 +12,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the browser test (e2e)
+[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || need+=(libnginx-mod-nchan)  # the load tool's Nchan runs
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need[*]}"
@@ -50,4 +51,7 @@ fuzz ./internal/sse FuzzAppendEvent
 fuzz ./internal/sse FuzzReader
 fuzz ./internal/auth FuzzVerify
 fuzz ./internal/server FuzzPublishBody
+fuzz ./internal/server FuzzForwardedFor
+fuzz ./cmd/noticed-bench FuzzParsePayload
+fuzz ./cmd/noticed-bench FuzzStreamParser
 echo "all tests passed"

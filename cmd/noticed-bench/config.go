@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,33 +18,80 @@ import (
 
 type config struct {
 	mode       string
-	users      []int // followed users, one run each, in the order given
-	rate       int   // events per second
+	rates      []float64 // events per second; one run each
 	duration   time.Duration
 	warmup     time.Duration
-	redisURL   string // empty: start a redis-server of our own
+	redisURL   string // follow: empty starts a redis-server; others: the -url server's Redis
 	prefix     string
-	seed       bool
 	cpuProfile string
 	verbose    bool
+
+	// follow
+	users []int // followed users, one run each, in the order given
+	rate  int
+	seed  bool
+
+	// load, storm, soak
+	targets     []string // "noticed", "nchan"; one run each
+	url         string   // a server already running: nothing is started
+	serverPIDs  []int
+	jwtSecret   string
+	streams     []int // one run each
+	perUser     int
+	publish     string // "xadd" or "post"
+	postConns   int
+	settle      time.Duration
+	inFlight    int
+	openTimeout time.Duration
+	drain       time.Duration
+	behind      int
+	churn       float64 // streams closed and reopened per second; <0 auto
+	sample      time.Duration
+	procs       int // 0 auto
+	sources     int // 0 auto
+	csv         string
+	timeout     time.Duration // 0 auto
+	noticedBin  string
+	nchanConf   string
+
+	worker bool
 }
 
-const usage = `noticed-bench measures noticed under load.
+const usage = `noticed-bench measures noticed under load, and Nchan beside it.
 
 Usage:
-  noticed-bench -mode follow [-users 1000,10000,50000] [-rate 2000] [-duration 20s] [-redis URL]
+  noticed-bench -mode load  [-target noticed,nchan] [-streams 10000] [-rate 5000] [-publish xadd|post] [-csv file]
+  noticed-bench -mode storm [-target noticed,nchan] [-streams 10000] [-behind 10]   (-rate unused)
+  noticed-bench -mode soak  [-target noticed,nchan] [-streams 10000] [-rate 1000] [-duration 10m] [-churn 100]
+  noticed-bench -mode follow [-users 1000,10000,50000] [-rate 2000] [-redis URL]
 
-Mode follow follows N users through the Redis backend (one in-process
-subscriber per user, no sockets), XADDs to random followed users at -rate,
-and reports Redis CPU per event (INFO cpu) and the latency from XADD to the
-subscriber, for each N. It starts its own redis-server unless -redis is
-given; a Redis given with -redis gets keyspace notifications turned on
-(flags added, none removed) and keeps nothing of the run: only the keys
-under the run's own -stream-prefix are written, and they are deleted at the
-end.
+Modes load, storm and soak open real event streams over loopback TCP, C per
+user (-per-user), each with a signed token, and publish events stamped with
+their send time, through XADD or POST /notice. Each run starts a redis-server
+and the target of its own: noticed (built from ./cmd/noticed) or Nchan
+(nginx with deploy/nchan.conf), unless -url names one already running.
 
-Exit status: 0 when nothing was lost or doubled and Redis CPU per event at
-the largest N is within 1.5x of the smallest; 1 otherwise; 2 for bad flags.
+  load   opens the streams (and times it), measures the server's memory with
+         them idle, then publishes at -rate for -duration after -warmup and
+         reports sent, received, lost, duplicated and misrouted events,
+         latency percentiles, delivered events/s, server CPU and memory per
+         stream, and Redis CPU per event. -rate 0: open and measure only.
+  storm  drops every stream at once, publishes -behind events to each user,
+         brings every stream back at once with Last-Event-ID, and reports the
+         time until all have caught up, and any loss or duplicate.
+  soak   publishes at -rate for -duration while -churn streams a second close
+         and reopen, samples the server's RSS, goroutines and open files every
+         -sample, and says whether they stayed flat.
+  follow follows N users through the Redis backend in this process (no
+         sockets) and reports Redis CPU per event and the latency from XADD.
+
+Comma lists (-target, -streams, -rate, -users) run every combination, one
+run at a time; -csv appends one row per run (scripts/plots.sh draws them).
+More streams than one process may hold (-procs) go to worker processes.
+
+Exit status: 0 when every run opened every stream and lost, duplicated and
+misrouted nothing (a noticed soak must also stay flat; for follow, the
+Redis CPU bound must hold); 1 otherwise; 2 for bad flags.
 
 Flags:
 `
@@ -54,59 +104,206 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		fs.PrintDefaults()
 	}
 	var cfg config
-	var users string
-	fs.StringVar(&cfg.mode, "mode", "follow", "what to measure: follow")
-	fs.StringVar(&users, "users", "1000,10000,50000", "followed users, comma separated; one run each")
-	fs.IntVar(&cfg.rate, "rate", 2000, "events per second, spread over random followed users")
-	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "measured time per run, after the warm-up")
+	// A worker process, started by another noticed-bench to hold some of
+	// its streams (see worker.go); not a flag users give, so not listed.
+	if len(args) == 1 && args[0] == "-worker" {
+		cfg.worker = true
+		return cfg, nil
+	}
+	var users, rates, targets, streams, pids string
+	fs.StringVar(&cfg.mode, "mode", "follow", "what to measure: load, storm, soak or follow")
+	fs.StringVar(&rates, "rate", "2000", "events per second; a comma list runs each")
+	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "measured time per run, after the warm-up (soak: 10m unless given)")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "time publishing at -rate before measuring")
-	fs.StringVar(&cfg.redisURL, "redis", "", "Redis URL to use instead of starting redis-server (never flushed)")
-	fs.StringVar(&cfg.prefix, "stream-prefix", "", `stream key prefix (default "notice:" on our own Redis, a unique one with -redis)`)
-	fs.BoolVar(&cfg.seed, "seed", true, "give every followed user one entry before following, as users with history have")
+	fs.StringVar(&cfg.redisURL, "redis", "", "follow: Redis URL to use instead of starting redis-server (never flushed); with -url: the server's Redis, for XADD and Redis CPU")
+	fs.StringVar(&cfg.prefix, "stream-prefix", "", `stream key prefix (default "notice:"; follow with -redis: a unique one)`)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file`")
-	fs.BoolVar(&cfg.verbose, "v", false, "log progress and the backend's warnings")
+	fs.BoolVar(&cfg.verbose, "v", false, "follow: log progress and the backend's warnings")
+
+	fs.StringVar(&users, "users", "1000,10000,50000", "follow: followed users, comma separated; one run each")
+	fs.BoolVar(&cfg.seed, "seed", true, "follow: give every followed user one entry before following, as users with history have")
+
+	fs.StringVar(&targets, "target", "noticed", "servers to measure, comma separated: noticed, nchan")
+	fs.StringVar(&cfg.url, "url", "", "measure the server already running here (loopback only; -target says which kind) instead of starting one")
+	fs.StringVar(&pids, "server-pid", "", "with -url: the server's process ids, comma separated (children included), for its memory and CPU")
+	fs.StringVar(&cfg.jwtSecret, "jwt-secret", "", "with -url: the noticed server's HMAC secret (default $NOTICED_JWT_SECRET)")
+	fs.StringVar(&streams, "streams", "1000", "open streams, comma separated; one run each")
+	fs.IntVar(&cfg.perUser, "per-user", 1, "streams per user (C); users = streams / C")
+	fs.StringVar(&cfg.publish, "publish", "xadd", "how events are published to noticed: xadd (to Redis) or post (POST /notice); Nchan is always sent POSTs")
+	fs.IntVar(&cfg.postConns, "post-conns", 16, "concurrent keep-alive connections publishing by POST")
+	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "wait after start-up and after opening, before measuring memory")
+	fs.IntVar(&cfg.inFlight, "in-flight", 500, "connects under way at once, opening or reconnecting (0: no bound)")
+	fs.DurationVar(&cfg.openTimeout, "open-timeout", 2*time.Minute, "longest wait for every stream to open")
+	fs.DurationVar(&cfg.drain, "drain", 15*time.Second, "longest wait for events still in flight after publishing stops")
+	fs.IntVar(&cfg.behind, "behind", 10, "storm: events each user misses while its streams are away")
+	fs.Float64Var(&cfg.churn, "churn", -1, "soak: streams closed and reopened per second; -1: 1% of the streams")
+	fs.DurationVar(&cfg.sample, "sample", 5*time.Second, "soak: how often the server is sampled")
+	fs.IntVar(&cfg.procs, "procs", 0, fmt.Sprintf("processes holding the streams (default: one per %d)", maxStreamsPerProcess))
+	fs.IntVar(&cfg.sources, "sources", 0, fmt.Sprintf("source addresses 127.0.0.1..127.0.0.N (default: one per %d streams)", streamsPerSource))
+	fs.StringVar(&cfg.csv, "csv", "", "append one row per run to this CSV `file`")
+	fs.DurationVar(&cfg.timeout, "timeout", 0, "hard limit on the whole invocation (default: from the runs asked for)")
+	fs.StringVar(&cfg.noticedBin, "noticed-bin", "", "noticed binary to run (default: go build ./cmd/noticed)")
+	fs.StringVar(&cfg.nchanConf, "nchan-conf", "", "Nchan config (default: deploy/nchan.conf of this repository)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if cfg.mode != "follow" {
-		return config{}, fmt.Errorf("-mode %q: the only mode is follow", cfg.mode)
-	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
 	var err error
-	if cfg.users, err = parseUsers(users); err != nil {
+	if cfg.rates, err = parseFloats("-rate", rates); err != nil {
 		return config{}, err
-	}
-	if cfg.rate <= 0 {
-		return config{}, errors.New("-rate must be above 0")
 	}
 	if cfg.duration <= 0 || cfg.warmup < 0 {
 		return config{}, errors.New("-duration must be above 0 and -warmup not below 0")
 	}
+	switch cfg.mode {
+	case "follow":
+		if cfg.users, err = parseCounts("-users", users, 1_000_000); err != nil {
+			return config{}, err
+		}
+		if len(cfg.rates) != 1 || cfg.rates[0] < 1 {
+			return config{}, errors.New("-rate: follow takes one rate, at least 1")
+		}
+		cfg.rate = int(cfg.rates[0])
+		if cfg.prefix == "" {
+			cfg.prefix = "notice:"
+			if cfg.redisURL != "" {
+				cfg.prefix = "noticed-bench:" + randomHex(6) + ":"
+			}
+		}
+		return cfg, nil
+	case "load", "storm", "soak":
+	default:
+		return config{}, fmt.Errorf("-mode %q: want load, storm, soak or follow", cfg.mode)
+	}
+
+	if cfg.mode == "soak" && !given["duration"] {
+		cfg.duration = 10 * time.Minute
+	}
 	if cfg.prefix == "" {
 		cfg.prefix = "notice:"
-		if cfg.redisURL != "" {
-			cfg.prefix = "noticed-bench:" + randomHex(6) + ":"
+	}
+	if cfg.streams, err = parseCounts("-streams", streams, 1_000_000); err != nil {
+		return config{}, err
+	}
+	for t := range strings.SplitSeq(targets, ",") {
+		t = strings.TrimSpace(t)
+		if t != "noticed" && t != "nchan" {
+			return config{}, fmt.Errorf("-target %q: want noticed or nchan", t)
 		}
+		if !slices.Contains(cfg.targets, t) {
+			cfg.targets = append(cfg.targets, t)
+		}
+	}
+	for _, r := range cfg.rates {
+		if r == 0 && cfg.mode == "soak" {
+			return config{}, errors.New("-rate 0: soak needs events (0, open only, is for -mode load)")
+		}
+	}
+	if cfg.mode == "storm" {
+		// What is published while the streams are away goes unpaced.
+		cfg.rates = []float64{0}
+	}
+	if cfg.perUser < 1 {
+		return config{}, errors.New("-per-user must be at least 1")
+	}
+	for _, n := range cfg.streams {
+		if n%cfg.perUser != 0 {
+			return config{}, fmt.Errorf("-streams %d is not a multiple of -per-user %d", n, cfg.perUser)
+		}
+	}
+	if cfg.publish != "xadd" && cfg.publish != "post" {
+		return config{}, fmt.Errorf("-publish %q: want xadd or post", cfg.publish)
+	}
+	if cfg.postConns < 1 || cfg.inFlight < 0 || cfg.procs < 0 || cfg.sources < 0 || cfg.sources > 254 {
+		return config{}, errors.New("-post-conns must be at least 1; -in-flight, -procs and -sources not negative; -sources at most 254")
+	}
+	if cfg.behind < 1 {
+		return config{}, errors.New("-behind must be at least 1")
+	}
+	if cfg.sample < 100*time.Millisecond || cfg.settle < 0 || cfg.openTimeout <= 0 || cfg.drain <= 0 {
+		return config{}, errors.New("-sample must be at least 100ms, -settle not negative, -open-timeout and -drain above 0")
+	}
+	if cfg.url != "" {
+		if err := checkLoopbackURL(cfg.url); err != nil {
+			return config{}, err
+		}
+		cfg.url = strings.TrimRight(cfg.url, "/")
+		if len(cfg.targets) != 1 {
+			return config{}, errors.New("-url: give one -target, the kind of server running there")
+		}
+		if cfg.targets[0] == "noticed" {
+			if cfg.jwtSecret == "" {
+				cfg.jwtSecret = os.Getenv("NOTICED_JWT_SECRET")
+			}
+			if cfg.jwtSecret == "" {
+				return config{}, errors.New("-url with noticed: give -jwt-secret (or $NOTICED_JWT_SECRET), the server's, to sign tokens")
+			}
+			if cfg.publish == "xadd" && cfg.redisURL == "" {
+				return config{}, errors.New("-url with -publish xadd: give -redis, the server's Redis URL")
+			}
+		}
+		if pids != "" {
+			counts, err := parseCounts("-server-pid", pids, 1<<22)
+			if err != nil {
+				return config{}, err
+			}
+			cfg.serverPIDs = counts
+		}
+	} else if pids != "" || cfg.jwtSecret != "" || cfg.redisURL != "" {
+		return config{}, errors.New("-server-pid, -jwt-secret and -redis go with -url; without it each run starts its own")
 	}
 	return cfg, nil
 }
 
-func parseUsers(s string) ([]int, error) {
+// checkLoopbackURL refuses anything but http:// to a loopback address:
+// this tool opens thousands of connections and must not do so by accident
+// to a server elsewhere.
+func checkLoopbackURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("-url %q: want http://host:port of a server on this machine", s)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-url %q: loopback addresses only (127.0.0.0/8, ::1, localhost)", s)
+	}
+	return nil
+}
+
+func parseCounts(name, s string, limit int) ([]int, error) {
 	var out []int
 	for f := range strings.SplitSeq(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
+		f = strings.TrimSpace(strings.ReplaceAll(f, "_", ""))
+		n, err := strconv.Atoi(f)
 		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("-users: %q is not a positive count", f)
+			return nil, fmt.Errorf("%s: %q is not a positive count", name, f)
+		}
+		if n > limit {
+			return nil, fmt.Errorf("%s: %d is over %d", name, n, limit)
 		}
 		out = append(out, n)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("-users: no count given")
-	}
-	if slices.Max(out) > 1_000_000 {
-		return nil, errors.New("-users: at most 1,000,000 per run")
+	return out, nil
+}
+
+func parseFloats(name, s string) ([]float64, error) {
+	var out []float64
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(strings.ReplaceAll(f, "_", ""))
+		n, err := strconv.ParseFloat(f, 64)
+		if err != nil || n < 0 || n > 10_000_000 {
+			return nil, fmt.Errorf("%s: %q is not a rate (0 to 10,000,000)", name, f)
+		}
+		out = append(out, n)
 	}
 	return out, nil
 }

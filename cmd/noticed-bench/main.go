@@ -1,7 +1,10 @@
-// Command noticed-bench measures noticed under load. Its first mode,
-// follow, drives the routing layer with in-process subscribers over the
-// Redis backend and reports what following many users costs Redis per
-// event, and how long an event takes from XADD to its subscriber.
+// Command noticed-bench measures noticed under load, and Nchan beside it
+// with the same tool. Modes load, storm and soak open real event streams
+// over loopback TCP against a server it starts (or one already running),
+// publish events stamped with their send time, and report what arrived,
+// how fast, and what it cost the server and Redis. Mode follow drives the
+// routing layer with in-process subscribers over the Redis backend and
+// reports what following many users costs Redis per event.
 package main
 
 import (
@@ -14,6 +17,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -36,6 +40,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "noticed-bench: %v\n", err)
 		return 2
 	}
+	if cfg.worker {
+		if err := workerMain(ctx, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintf(stderr, "noticed-bench worker: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	limit := cfg.timeout
+	if limit == 0 {
+		limit = autoTimeout(cfg)
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
 		if err != nil {
@@ -52,8 +69,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cfg.mode {
 	case "follow":
 		err = followMode(ctx, cfg, stdout, stderr)
+	default:
+		err = streamsMode(ctx, cfg, stdout, stderr)
 	}
 	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		fmt.Fprintf(stderr, "noticed-bench: stopped by the %v time limit (-timeout)\n", limit)
+		return 1
 	case err == nil:
 		return 0
 	case errors.Is(err, errFailed):
@@ -61,4 +83,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "noticed-bench: %v\n", err)
 	return 1
+}
+
+// autoTimeout bounds an invocation by what its runs may take at most,
+// every wait at its limit, with a few minutes to spare.
+func autoTimeout(cfg config) time.Duration {
+	if cfg.mode == "follow" {
+		per := 3*time.Minute + cfg.warmup + cfg.duration
+		return time.Duration(len(cfg.users))*per + 2*time.Minute
+	}
+	per := time.Minute + cfg.openTimeout + 2*cfg.settle + cfg.warmup + cfg.duration + 2*cfg.drain
+	switch cfg.mode {
+	case "storm":
+		per += cfg.openTimeout
+	case "soak":
+		per += 30*time.Second + cfg.settle
+	}
+	runs := len(cfg.targets) * len(cfg.streams) * len(cfg.rates)
+	return time.Duration(runs)*per + 5*time.Minute
 }

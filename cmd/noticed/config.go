@@ -7,6 +7,9 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/server"
 )
 
 // Config is every setting of `noticed serve`, each a flag with an env twin.
@@ -29,6 +32,12 @@ type Config struct {
 	MaxConns           int
 	MaxPayload         int64
 	MaxUsersPerPublish int
+	MaxUserLen         int
+	MaxEventLen        int
+	MaxHeaderBytes     int
+	ReadHeaderTimeout  time.Duration
+	IdleTimeout        time.Duration
+	TrustedProxies     string
 	QueueLen           int
 	DrainTimeout       time.Duration
 	LogLevel           string
@@ -39,7 +48,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address")
 	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL (redis:// or rediss://); empty: the embedded in-memory backend, one instance only")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HMAC secret for tokens (HS256/384/512)")
-	fs.StringVar(&c.JWTKeyFile, "jwt-key-file", "", "PEM public key for tokens (RSA, ECDSA or Ed25519)")
+	fs.StringVar(&c.JWTKeyFile, "jwt-key-file", "", "token keys: PEM public keys or certificates (RSA, ECDSA, Ed25519), or a JWK Set (JSON, also HMAC \"oct\" keys); a token's kid picks the key; re-read on SIGHUP")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required iss claim, if set")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required aud claim, if set")
 	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 0, "clock skew allowed when checking exp and nbf")
@@ -51,7 +60,13 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxConnsPerUser, "max-conns-per-user", 100, "open streams per user on this instance (429 past it); 0 no limit")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "open streams on this instance (503 past it); 0: from the open-files limit")
 	fs.Int64Var(&c.MaxPayload, "max-payload", 64<<10, "largest POST /notice body in bytes (413 past it)")
-	fs.IntVar(&c.MaxUsersPerPublish, "max-users-per-publish", 1000, "users one POST /notice may name")
+	fs.IntVar(&c.MaxUsersPerPublish, "max-users-per-publish", 1000, "users one POST /notice may name (400 past it)")
+	fs.IntVar(&c.MaxUserLen, "max-user-len", notice.MaxUserLen, fmt.Sprintf("longest user id in bytes, 1 to %d: a token's sub (401 past it) and a published user (400)", notice.MaxUserLen))
+	fs.IntVar(&c.MaxEventLen, "max-event-len", notice.MaxEventLen, fmt.Sprintf("longest published event type in bytes, 1 to %d (400 past it)", notice.MaxEventLen))
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request line and headers in bytes (431 past it; Go allows 4 KiB over)")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers, and a publish its body, before the connection is closed")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 2*time.Minute, "an idle keep-alive connection is closed after this long")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated IPs or CIDRs of proxies whose X-Forwarded-For names the client in logs; empty: trust none")
 	fs.IntVar(&c.QueueLen, "queue-len", 64, "events a stream may fall behind before it is closed as slow (it reconnects and replays)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "longest wait for streams to close on SIGTERM")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -108,6 +123,24 @@ func (c *Config) check() error {
 	if c.MaxUsersPerPublish < 1 {
 		errs = append(errs, errors.New("-max-users-per-publish must be at least 1"))
 	}
+	if c.MaxUserLen < 1 || c.MaxUserLen > notice.MaxUserLen {
+		errs = append(errs, fmt.Errorf("-max-user-len must be 1 to %d (the contract's limit)", notice.MaxUserLen))
+	}
+	if c.MaxEventLen < 1 || c.MaxEventLen > notice.MaxEventLen {
+		errs = append(errs, fmt.Errorf("-max-event-len must be 1 to %d (the contract's limit)", notice.MaxEventLen))
+	}
+	if c.MaxHeaderBytes < 1<<10 {
+		errs = append(errs, errors.New("-max-header-bytes must be at least 1024"))
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		errs = append(errs, errors.New("-read-header-timeout must be positive"))
+	}
+	if c.IdleTimeout <= 0 {
+		errs = append(errs, errors.New("-idle-timeout must be positive"))
+	}
+	if _, err := server.ParseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("-trusted-proxies: %v", err))
+	}
 	if c.MaxConnsPerUser < 0 || c.MaxConns < 0 {
 		errs = append(errs, errors.New("connection limits must not be negative"))
 	}
@@ -128,4 +161,10 @@ func (c *Config) origins() []string {
 		}
 	}
 	return out
+}
+
+// proxies is -trusted-proxies, already checked by check.
+func (c *Config) proxies() server.Proxies {
+	p, _ := server.ParseProxies(c.TrustedProxies)
+	return p
 }

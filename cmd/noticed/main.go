@@ -19,6 +19,7 @@ Usage:
   noticed [serve] [flags]     run the server (flags below; each has an env twin NOTICED_<FLAG>)
   noticed token -sub USER [-ttl 1h] [-scope publish]
                               print a token signed with -jwt-secret / NOTICED_JWT_SECRET
+                              (or the first oct key of a JWK Set -jwt-key-file)
 
 Run 'noticed serve -h' or 'noticed token -h' for the flags.
 `

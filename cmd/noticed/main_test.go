@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,46 +43,77 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd    *exec.Cmd
 	url    string
+	stdout *lines // the log
 	stderr *lines
 	exited chan error
 }
 
-// lines collects a pipe's output line by line for tests to wait on.
+// lines collects a pipe's output line by line for tests to wait on. It
+// never blocks the process: every line is kept.
 type lines struct {
-	ch  chan string
-	all []string
+	mu   sync.Mutex
+	all  []string
+	next int           // the first line waitLine has not looked at
+	more chan struct{} // closed when a line arrives or the pipe ends
+	done bool
 }
 
 func collect(r io.Reader) *lines {
-	l := &lines{ch: make(chan string, 1000)}
+	l := &lines{more: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
-			l.ch <- sc.Text()
+			l.mu.Lock()
+			l.all = append(l.all, sc.Text())
+			close(l.more)
+			l.more = make(chan struct{})
+			l.mu.Unlock()
 		}
-		close(l.ch)
+		l.mu.Lock()
+		l.done = true
+		close(l.more)
+		l.mu.Unlock()
 	}()
 	return l
 }
 
-// waitLine returns the first line matching re.
+// waitLine returns the first line matching re after the last line an
+// earlier waitLine returned.
 func (l *lines) waitLine(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	for {
-		select {
-		case line, ok := <-l.ch:
-			if !ok {
-				t.Fatalf("output ended before %v; got:\n%s", re, strings.Join(l.all, "\n"))
-			}
-			l.all = append(l.all, line)
-			if m := re.FindStringSubmatch(line); m != nil {
+		l.mu.Lock()
+		for ; l.next < len(l.all); l.next++ {
+			if m := re.FindStringSubmatch(l.all[l.next]); m != nil {
+				l.next++
+				l.mu.Unlock()
 				return m
 			}
+		}
+		done, more, all := l.done, l.more, strings.Join(l.all, "\n")
+		l.mu.Unlock()
+		if done {
+			t.Fatalf("output ended before %v; got:\n%s", re, all)
+		}
+		select {
+		case <-more:
 		case <-timeout:
-			t.Fatalf("no line matching %v; got:\n%s", re, strings.Join(l.all, "\n"))
+			t.Fatalf("no line matching %v; got:\n%s", re, all)
 		}
 	}
+}
+
+// saw reports whether any line so far matches re.
+func (l *lines) saw(re *regexp.Regexp) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.all {
+		if re.MatchString(line) {
+			return true
+		}
+	}
+	return false
 }
 
 var listening = regexp.MustCompile(`"msg":"noticed listening","addr":"([^"]+)"`)
@@ -95,19 +127,22 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, stderr: collect(stderr), exited: make(chan error, 1)}
-	out := collect(stdout)
-	m := out.waitLine(t, listening)
-	p.url = "http://" + m[1]
-	go func() {
-		for range out.ch {
-		}
-	}()
-	go func() { p.exited <- cmd.Wait() }()
+	p := &proc{cmd: cmd, stdout: collect(stdout), stderr: collect(stderr), exited: make(chan error, 1)}
+	waiting := false
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		<-p.exited
+		if waiting {
+			<-p.exited
+		} else {
+			cmd.Wait()
+		}
 	})
+	m := p.stdout.waitLine(t, listening)
+	p.url = "http://" + m[1]
+	// Only now: Wait closes the pipes, and a failed start's output must be
+	// read first.
+	waiting = true
+	go func() { p.exited <- cmd.Wait() }()
 	return p
 }
 
@@ -219,6 +254,15 @@ func TestBadFlagsFailAtOnce(t *testing.T) {
 		{"-jwt-secret", "a", "-jwt-key-file", "b"},
 		{"-addr", "127.0.0.1:99999"},
 		{"-redis", "nope://x"},
+		{"-max-user-len", "201"},
+		{"-max-event-len", "0"},
+		{"-max-event-len", "65"},
+		{"-max-header-bytes", "100"},
+		{"-read-header-timeout", "0s"},
+		{"-idle-timeout", "-1s"},
+		{"-trusted-proxies", "10.0.0.0/8,proxy.example"},
+		{"-jwt-key-file", "/nonexistent/jwks.json"},
+		{"-jwt-key-file", "main_test.go"}, // not a key file
 	} {
 		cmd := exec.Command(binary, args...)
 		out, err := cmd.CombinedOutput()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -29,7 +30,13 @@ import (
 )
 
 // serve runs the server until ctx ends (SIGTERM or SIGINT), then drains.
+// SIGHUP re-reads -jwt-key-file.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// At once: SIGHUP's default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	var c Config
 	fs := flag.NewFlagSet("noticed serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -53,6 +60,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.JWTKeyFile != "" {
+		log.Info("token keys loaded", "file", c.JWTKeyFile, "kids", verifier.KeyIDs(), "algorithms", verifier.Algorithms())
+	}
+	go func() {
+		for {
+			select {
+			case <-hup:
+				reloadKeys(&c, verifier, log)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
@@ -67,6 +87,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		QueueLen:        c.QueueLen,
 		MaxConnsPerUser: c.MaxConnsPerUser,
 		MaxConns:        maxConns(c.MaxConns),
+		TrimLen:         int(min(c.StreamMaxLen, 1<<30)),
 		Metrics:         m,
 		Logger:          log,
 	})
@@ -81,6 +102,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Logger:             log,
 		MaxPayload:         c.MaxPayload,
 		MaxUsersPerPublish: c.MaxUsersPerPublish,
+		MaxUserLen:         c.MaxUserLen,
+		MaxEventLen:        c.MaxEventLen,
+		BodyTimeout:        c.ReadHeaderTimeout,
+		TrustedProxies:     c.proxies(),
 		CORSOrigins:        c.origins(),
 		TokenLeeway:        c.JWTLeeway,
 		Extra:              devPage(dev),
@@ -92,13 +117,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		hub.Close()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(&c, handler, log)
 	if dev != nil {
 		dev.print(stderr, ln.Addr())
 	}
@@ -133,6 +152,43 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newHTTPServer is the http.Server serve runs, with the limits that close
+// connections which hold resources without asking for anything: headers
+// must arrive within -read-header-timeout (slow-loris), an idle keep-alive
+// connection lasts -idle-timeout, and headers past -max-header-bytes get
+// net/http's plain-text 431. There is deliberately no ReadTimeout or
+// WriteTimeout: both would cut open event streams, which bound their own
+// writes; a publish body gets its own read deadline (server.Config).
+func newHTTPServer(c *Config, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// reloadKeys re-reads -jwt-key-file on SIGHUP. Requests after it use the
+// new keys; open streams were authenticated when they opened and go on
+// (their token's exp still ends them). A file that cannot be read or
+// parsed leaves the keys in force.
+func reloadKeys(c *Config, v *auth.Verifier, log *slog.Logger) {
+	if c.JWTKeyFile == "" {
+		log.Info("SIGHUP: keys come from -jwt-secret or dev mode, not a key file: nothing to reload")
+		return
+	}
+	data, err := os.ReadFile(c.JWTKeyFile)
+	if err == nil {
+		err = v.ReloadKeys(data)
+	}
+	if err != nil {
+		log.Error("keys not reloaded; the previous keys stay in force", "file", c.JWTKeyFile, "err", err)
+		return
+	}
+	log.Info("keys reloaded", "file", c.JWTKeyFile, "kids", v.KeyIDs(), "algorithms", v.Algorithms())
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -227,14 +283,14 @@ type devMode struct {
 }
 
 func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier, *devMode, error) {
-	cfg := auth.Config{Issuer: c.JWTIssuer, Audience: c.JWTAudience, Leeway: c.JWTLeeway}
+	cfg := auth.Config{Issuer: c.JWTIssuer, Audience: c.JWTAudience, Leeway: c.JWTLeeway, MaxUserLen: c.MaxUserLen}
 	switch {
 	case c.JWTKeyFile != "":
-		pem, err := os.ReadFile(c.JWTKeyFile)
+		data, err := os.ReadFile(c.JWTKeyFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("-jwt-key-file: %w", err)
 		}
-		cfg.PublicKeyPEM = pem
+		cfg.KeyFile = data
 	case c.JWTSecret != "":
 		cfg.Secret = []byte(c.JWTSecret)
 	default:
@@ -257,6 +313,9 @@ func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier,
 	}
 	v, err := auth.NewVerifier(cfg)
 	if err != nil {
+		if c.JWTKeyFile != "" {
+			return nil, nil, fmt.Errorf("-jwt-key-file %s: %w", c.JWTKeyFile, err)
+		}
 		return nil, nil, err
 	}
 	return v, nil, nil

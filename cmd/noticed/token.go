@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 )
 
 // token prints a token signed with the configured secret, for development
-// and scripts.
+// and scripts: -jwt-secret, or the first HMAC ("oct") key of a JWK Set
+// -jwt-key-file, whose kid it then carries.
 func token(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("noticed token", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -20,6 +22,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 	scope := fs.String("scope", "", `space- or comma-separated scopes, e.g. "publish"`)
 	var c Config
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HMAC secret (env NOTICED_JWT_SECRET)")
+	fs.StringVar(&c.JWTKeyFile, "jwt-key-file", "", "JWK Set whose first oct key signs, with its kid (env NOTICED_JWT_KEY_FILE)")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "iss claim (env NOTICED_JWT_ISSUER)")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "aud claim (env NOTICED_JWT_AUDIENCE)")
 	if err := parseWithEnv(fs, args); err != nil {
@@ -31,11 +34,23 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if *sub == "" {
 		return fmt.Errorf("%w: -sub is required", errUsage)
 	}
-	if c.JWTSecret == "" {
-		return fmt.Errorf("%w: no secret: set -jwt-secret or NOTICED_JWT_SECRET (a server in dev mode prints ready tokens at start-up instead)", errUsage)
+	secret, kid := []byte(c.JWTSecret), ""
+	switch {
+	case c.JWTSecret != "" && c.JWTKeyFile != "":
+		return fmt.Errorf("%w: -jwt-secret and -jwt-key-file are exclusive: give one", errUsage)
+	case c.JWTKeyFile != "":
+		data, err := os.ReadFile(c.JWTKeyFile)
+		if err != nil {
+			return fmt.Errorf("-jwt-key-file: %w", err)
+		}
+		if secret, kid, err = auth.SigningSecret(data); err != nil {
+			return fmt.Errorf("-jwt-key-file %s: %w", c.JWTKeyFile, err)
+		}
+	case c.JWTSecret == "":
+		return fmt.Errorf("%w: no secret: set -jwt-secret or NOTICED_JWT_SECRET, or -jwt-key-file with an oct key (a server in dev mode prints ready tokens at start-up instead)", errUsage)
 	}
 	scopes := strings.FieldsFunc(*scope, func(r rune) bool { return r == ' ' || r == ',' })
-	tok, err := auth.Sign([]byte(c.JWTSecret), *sub, *ttl, scopes, c.JWTIssuer, c.JWTAudience)
+	tok, err := auth.SignWithKID(secret, kid, *sub, *ttl, scopes, c.JWTIssuer, c.JWTAudience)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ var (
 	ErrIssuer      = errors.New("wrong token issuer")
 	ErrAudience    = errors.New("wrong token audience")
 	ErrSubject     = errors.New("bad token subject")
+	ErrUnknownKey  = errors.New("unknown key id")
+	ErrNeedKid     = errors.New("token needs a kid")
 )
 
 // reasons is ordered so that Reason is stable even for an error that wraps
@@ -31,6 +33,8 @@ var reasons = []struct {
 	{ErrIssuer, "issuer"},
 	{ErrAudience, "audience"},
 	{ErrSubject, "subject"},
+	{ErrUnknownKey, "unknown_key"},
+	{ErrNeedKid, "no_kid"},
 }
 
 // Reason returns a short label for err that is safe to use as a metric label
@@ -46,4 +50,18 @@ func Reason(err error) string {
 		}
 	}
 	return "other"
+}
+
+// Refused reports whether err is one of the reasons a token is refused,
+// which the HTTP layer answers with 401.
+func Refused(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return true
+		}
+	}
+	return false
 }

@@ -14,6 +14,8 @@ import (
 // FuzzVerify feeds Verify outside input. Each input is also re-signed with the
 // test secret, because the fuzzer cannot forge a MAC: without that it would
 // never get past the signature check to the claims, where noticed's own code is.
+// Two verifiers judge each token: one with -jwt-secret, and one with a key
+// file of two secrets told apart by kid (the test secret is "a").
 func FuzzVerify(f *testing.F) {
 	for _, c := range []jwt.MapClaims{
 		{"sub": "42"},
@@ -33,19 +35,29 @@ func FuzzVerify(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("..")
 	f.Add("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJcdWQ4MDAifQ.")
+	for _, kid := range []any{"a", "b", "c", 7, nil, ""} {
+		f.Add(signKid(f, jwt.SigningMethodHS256, testSecret, kid, jwt.MapClaims{"sub": "42"}))
+	}
 
 	v, err := NewVerifier(Config{Secret: testSecret})
 	if err != nil {
 		f.Fatal(err)
 	}
+	rotating, err := NewVerifier(Config{KeyFile: jwks(f, jwk(f, testSecret, "a", ""), jwk(f, secretB, "b", "HS256"))})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, tok string) {
 		check(t, v, tok)
+		check(t, rotating, tok)
 		if i := strings.LastIndexByte(tok, '.'); i >= 0 && strings.Count(tok, ".") == 2 {
 			sig, err := jwt.SigningMethodHS256.Sign(tok[:i], testSecret)
 			if err != nil {
 				t.Fatal(err)
 			}
-			check(t, v, tok[:i+1]+base64.RawURLEncoding.EncodeToString(sig))
+			resigned := tok[:i+1] + base64.RawURLEncoding.EncodeToString(sig)
+			check(t, v, resigned)
+			check(t, rotating, resigned)
 		}
 	})
 }

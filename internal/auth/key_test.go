@@ -36,18 +36,18 @@ func TestNewVerifier(t *testing.T) {
 		wantMethods []string
 	}{
 		{"secret", Config{Secret: []byte("s")}, false, []string{"HS256", "HS384", "HS512"}},
-		{"RSA PKIX", Config{PublicKeyPEM: pkixPEM(t, rsaPub)}, false, rsaMethods},
-		{"RSA PKCS1", Config{PublicKeyPEM: pkcs1}, false, rsaMethods},
-		{"certificate", Config{PublicKeyPEM: selfSignedPEM(t)}, false, []string{"ES256"}},
-		{"P-256", Config{PublicKeyPEM: pkixPEM(t, &ecKey().PublicKey)}, false, []string{"ES256"}},
-		{"P-384", Config{PublicKeyPEM: pkixPEM(t, &p384.PublicKey)}, false, []string{"ES384"}},
-		{"EC PARAMETERS block first", Config{PublicKeyPEM: append(params, pkixPEM(t, &ecKey().PublicKey)...)}, false, []string{"ES256"}},
-		{"Ed25519", Config{PublicKeyPEM: pkixPEM(t, edKey().Public())}, false, []string{"EdDSA"}},
+		{"RSA PKIX", Config{KeyFile: pkixPEM(t, rsaPub)}, false, rsaMethods},
+		{"RSA PKCS1", Config{KeyFile: pkcs1}, false, rsaMethods},
+		{"certificate", Config{KeyFile: selfSignedPEM(t)}, false, []string{"ES256"}},
+		{"P-256", Config{KeyFile: pkixPEM(t, &ecKey().PublicKey)}, false, []string{"ES256"}},
+		{"P-384", Config{KeyFile: pkixPEM(t, &p384.PublicKey)}, false, []string{"ES384"}},
+		{"EC PARAMETERS block first", Config{KeyFile: append(params, pkixPEM(t, &ecKey().PublicKey)...)}, false, []string{"ES256"}},
+		{"Ed25519", Config{KeyFile: pkixPEM(t, edKey().Public())}, false, []string{"EdDSA"}},
 		{"neither", Config{}, true, nil},
-		{"both", Config{Secret: []byte("s"), PublicKeyPEM: pkixPEM(t, rsaPub)}, true, nil},
-		{"not PEM", Config{PublicKeyPEM: []byte("hunter2")}, true, nil},
-		{"private key", Config{PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecPriv})}, true, nil},
-		{"corrupt key", Config{PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1, 2, 3}})}, true, nil},
+		{"both", Config{Secret: []byte("s"), KeyFile: pkixPEM(t, rsaPub)}, true, nil},
+		{"not PEM", Config{KeyFile: []byte("hunter2")}, true, nil},
+		{"private key", Config{KeyFile: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecPriv})}, true, nil},
+		{"corrupt key", Config{KeyFile: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1, 2, 3}})}, true, nil},
 		{"negative leeway", Config{Secret: []byte("s"), Leeway: -time.Second}, true, nil},
 	}
 	for _, tt := range tests {
@@ -85,7 +85,7 @@ func selfSignedPEM(t *testing.T) []byte {
 
 func TestCertificateVerifies(t *testing.T) {
 	t.Parallel()
-	v, err := NewVerifier(Config{PublicKeyPEM: selfSignedPEM(t)})
+	v, err := NewVerifier(Config{KeyFile: selfSignedPEM(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

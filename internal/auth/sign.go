@@ -32,6 +32,12 @@ func RandomSecret() ([]byte, error) {
 // left out. Tokens are checked here with the same rules Verify applies, so it
 // cannot print a token that noticed would refuse for its content.
 func Sign(secret []byte, sub string, ttl time.Duration, scopes []string, issuer, audience string) (string, error) {
+	return SignWithKID(secret, "", sub, ttl, scopes, issuer, audience)
+}
+
+// SignWithKID is Sign with a kid header naming the secret, for a secret
+// that is one of several in a JWK Set key file. An empty kid is left out.
+func SignWithKID(secret []byte, kid, sub string, ttl time.Duration, scopes []string, issuer, audience string) (string, error) {
 	if len(secret) == 0 {
 		return "", errors.New("auth: sign: empty secret")
 	}
@@ -59,7 +65,11 @@ func Sign(secret []byte, sub string, ttl time.Duration, scopes []string, issuer,
 	if audience != "" {
 		claims["aud"] = audience
 	}
-	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	if kid != "" {
+		t.Header["kid"] = kid
+	}
+	token, err := t.SignedString(secret)
 	if err != nil {
 		return "", fmt.Errorf("auth: sign: %w", err)
 	}

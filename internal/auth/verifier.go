@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -20,63 +21,114 @@ const maxTokenLen = 16 << 10
 
 // Config says which tokens a Verifier accepts.
 type Config struct {
-	Secret       []byte        // HMAC secret (-jwt-secret)
-	PublicKeyPEM []byte        // RSA, ECDSA or Ed25519 public key or certificate (-jwt-key-file)
-	Issuer       string        // when set, iss must equal it (-jwt-issuer)
-	Audience     string        // when set, aud must contain it (-jwt-audience)
-	Leeway       time.Duration // clock skew allowed on exp and nbf
+	Secret []byte // HMAC secret (-jwt-secret)
+	// KeyFile is the contents of -jwt-key-file: PEM with one or more RSA,
+	// ECDSA or Ed25519 public keys or certificates, or a JWK Set.
+	KeyFile    []byte
+	Issuer     string        // when set, iss must equal it (-jwt-issuer)
+	Audience   string        // when set, aud must contain it (-jwt-audience)
+	Leeway     time.Duration // clock skew allowed on exp and nbf
+	MaxUserLen int           // longest sub in bytes (-max-user-len); 0 or over notice.MaxUserLen: notice.MaxUserLen
 }
 
-// Verifier checks tokens against one key. It is safe for concurrent use.
+// Verifier checks tokens against a set of keys, which ReloadKeys may
+// replace while it is in use. It is safe for concurrent use.
 type Verifier struct {
-	key     any
+	fromFile   bool
+	issuer     string
+	maxUserLen int
+	opts       []jwt.ParserOption // without the algorithms, which come with the keys
+	keys       atomic.Pointer[keySet]
+}
+
+// keySet is the keys in force and a parser limited to their algorithms.
+// It is never changed once made: a reload makes a new one.
+type keySet struct {
+	keys    []key
 	methods []string
-	issuer  string
 	parser  *jwt.Parser
 }
 
 // NewVerifier returns a Verifier for cfg. Exactly one of Secret and
-// PublicKeyPEM must be set: a server that silently preferred one would leave
-// an operator unsure which key is live.
+// KeyFile must be set: a server that silently preferred one would leave an
+// operator unsure which key is live.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	hasSecret, hasKey := len(cfg.Secret) > 0, len(cfg.PublicKeyPEM) > 0
+	hasSecret, hasKey := len(cfg.Secret) > 0, len(cfg.KeyFile) > 0
 	if hasSecret == hasKey {
-		return nil, errors.New("auth: set exactly one of a JWT secret and a JWT public key")
+		return nil, errors.New("auth: set exactly one of a JWT secret and a JWT key file")
 	}
 	if cfg.Leeway < 0 {
 		return nil, errors.New("auth: JWT leeway must not be negative")
 	}
-	v := &Verifier{issuer: cfg.Issuer}
-	if hasSecret {
-		// A copy, so a caller reusing its buffer cannot change the key.
-		v.key, v.methods = bytes.Clone(cfg.Secret), hmacMethods
-	} else {
-		key, methods, err := parsePublicKey(cfg.PublicKeyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("auth: %w", err)
-		}
-		v.key, v.methods = key, methods
+	if cfg.MaxUserLen < 0 {
+		return nil, errors.New("auth: the longest user id must not be negative")
 	}
+	v := &Verifier{fromFile: hasKey, issuer: cfg.Issuer, maxUserLen: cfg.MaxUserLen}
 	// exp is deliberately not required: long-lived service tokens are a
 	// choice the issuer makes. jwt still enforces exp and nbf when present.
-	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(v.methods),
-		jwt.WithLeeway(cfg.Leeway),
-	}
+	v.opts = []jwt.ParserOption{jwt.WithLeeway(cfg.Leeway)}
 	if cfg.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+		v.opts = append(v.opts, jwt.WithIssuer(cfg.Issuer))
 	}
 	if cfg.Audience != "" {
-		opts = append(opts, jwt.WithAudience(cfg.Audience))
+		v.opts = append(v.opts, jwt.WithAudience(cfg.Audience))
 	}
-	v.parser = jwt.NewParser(opts...)
+	if hasSecret {
+		// A copy, so a caller reusing its buffer cannot change the key.
+		v.keys.Store(v.newKeySet([]key{{key: bytes.Clone(cfg.Secret), methods: hmacMethods}}))
+		return v, nil
+	}
+	if err := v.ReloadKeys(cfg.KeyFile); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
-// Algorithms returns the JWT algorithms this Verifier accepts, for the
+// ReloadKeys replaces the keys with those of keyFile, the key file's new
+// contents: every Verify that starts after it returns uses them. Tokens
+// already verified are not looked at again. On error the keys in force
+// stay.
+func (v *Verifier) ReloadKeys(keyFile []byte) error {
+	if !v.fromFile {
+		return errors.New("auth: keys come from a secret, not a key file: nothing to reload")
+	}
+	keys, err := parseKeyFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	v.keys.Store(v.newKeySet(keys))
+	return nil
+}
+
+func (v *Verifier) newKeySet(keys []key) *keySet {
+	ks := &keySet{keys: keys}
+	// In a fixed order, whatever the order of the keys.
+	for _, family := range [][]string{hmacMethods, rsaMethods, {"ES256", "ES384", "ES512"}, ed25519Methods} {
+		for _, m := range family {
+			if slices.ContainsFunc(keys, func(k key) bool { return k.fits(m) }) {
+				ks.methods = append(ks.methods, m)
+			}
+		}
+	}
+	ks.parser = jwt.NewParser(append(slices.Clone(v.opts), jwt.WithValidMethods(ks.methods))...)
+	return ks
+}
+
+// Algorithms returns the JWT algorithms the keys in force accept, for the
 // start-up log line.
 func (v *Verifier) Algorithms() []string {
-	return slices.Clone(v.methods)
+	return slices.Clone(v.keys.Load().methods)
+}
+
+// KeyIDs returns the id of each key in force, in the file's order, for the
+// log: "" for an unnamed secret.
+func (v *Verifier) KeyIDs() []string {
+	ks := v.keys.Load()
+	ids := make([]string, len(ks.keys))
+	for i, k := range ks.keys {
+		ids[i] = k.id
+	}
+	return ids
 }
 
 // Verify checks token and returns its claims. Every error wraps exactly one of
@@ -88,18 +140,19 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > maxTokenLen {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxTokenLen)
 	}
+	ks := v.keys.Load()
 	var tc tokenClaims
-	parsed, err := v.parser.ParseWithClaims(token, &tc, v.keyFunc)
+	parsed, err := ks.parser.ParseWithClaims(token, &tc, ks.keyFunc)
 	if err != nil {
-		return nil, v.classify(err, parsed, &tc)
+		return nil, v.classify(err, ks, parsed, &tc)
 	}
 	// Only now is the payload trusted enough to judge. The raw bytes are
 	// checked for UTF-8 because encoding/json would quietly turn invalid
 	// bytes into U+FFFD, and then two different subs could name one user.
 	var sub string
-	if !utf8.Valid(tc.Subject) || json.Unmarshal(tc.Subject, &sub) != nil || notice.ValidUser(sub) != nil {
+	if !utf8.Valid(tc.Subject) || json.Unmarshal(tc.Subject, &sub) != nil || notice.ValidUserLen(sub, v.maxUserLen) != nil {
 		return nil, fmt.Errorf("%w: sub must be a string of 1 to %d bytes of UTF-8 without control characters, white space, { or }",
-			ErrSubject, notice.MaxUserLen)
+			ErrSubject, v.userLen())
 	}
 	scopes, err := parseScope(tc.Scope)
 	if err != nil {
@@ -112,27 +165,89 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	return c, nil
 }
 
-// keyFunc repeats the algorithm check that WithValidMethods already made,
-// because it is the one place the key is handed out and must not depend on a
-// parser option staying in place.
-func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
-	if !slices.Contains(v.methods, t.Method.Alg()) {
+func (v *Verifier) userLen() int {
+	if v.maxUserLen < 1 || v.maxUserLen > notice.MaxUserLen {
+		return notice.MaxUserLen
+	}
+	return v.maxUserLen
+}
+
+// keyFunc picks the one key a token is checked with; a token is never
+// tried against several. With a kid, the key of that id; failing that, the
+// only key that fits the algorithm if the file did not name it (a plain
+// PEM file, or -jwt-secret: the token's kid has nothing to match then).
+// Without a kid, the only key that fits the algorithm. The algorithm check
+// repeats what WithValidMethods already did, because this is the one place
+// a key is handed out and must not depend on a parser option staying in
+// place.
+func (ks *keySet) keyFunc(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if !slices.Contains(ks.methods, alg) {
 		return nil, errAlgorithm
 	}
-	return v.key, nil
+	var only *key // the one key that fits alg, if there is just one
+	fitting := 0
+	for i := range ks.keys {
+		if ks.keys[i].fits(alg) {
+			only = &ks.keys[i]
+			fitting++
+		}
+	}
+	if fitting != 1 {
+		only = nil
+	}
+	rawKid, hasKid := t.Header["kid"]
+	if !hasKid {
+		if only == nil {
+			return nil, &keyError{fmt.Errorf("%w: %d keys verify %s, so the token must name one", ErrNeedKid, fitting, alg)}
+		}
+		return only.key, nil
+	}
+	kid, ok := rawKid.(string)
+	if !ok {
+		return nil, &keyError{fmt.Errorf("%w: kid is not a string", ErrMalformed)}
+	}
+	named := false
+	for i := range ks.keys {
+		if ks.keys[i].id == kid {
+			if ks.keys[i].fits(alg) {
+				return ks.keys[i].key, nil
+			}
+			named = true
+		}
+	}
+	if named {
+		return nil, &keyError{fmt.Errorf("%w: the key the kid names does not verify %s", ErrSignature, alg)}
+	}
+	if only != nil && !only.named {
+		return only.key, nil
+	}
+	return nil, &keyError{fmt.Errorf("%w: no key has the token's kid", ErrUnknownKey)}
 }
+
+// keyError carries keyFunc's reason through the jwt library's error.
+type keyError struct{ err error }
+
+func (e *keyError) Error() string { return e.err.Error() }
+func (e *keyError) Unwrap() error { return e.err }
 
 var errAlgorithm = errors.New("algorithm not allowed for the configured key")
 
 // classify maps a jwt error onto our sentinels. The jwt error itself is not
 // wrapped: its text can quote the token's header (the alg name, say), and our
 // messages must not carry token text.
-func (v *Verifier) classify(err error, t *jwt.Token, tc *tokenClaims) error {
+func (v *Verifier) classify(err error, ks *keySet, t *jwt.Token, tc *tokenClaims) error {
+	// keyFunc's own refusals come back inside jwt's; they carry no token
+	// text, so they are passed on as they are.
+	var ke *keyError
+	if errors.As(err, &ke) {
+		return ke.err
+	}
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return fmt.Errorf("%w: not a well-formed JWT", ErrMalformed)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		if t == nil || t.Method == nil || !slices.Contains(v.methods, t.Method.Alg()) {
+		if t == nil || t.Method == nil || !slices.Contains(ks.methods, t.Method.Alg()) {
 			return fmt.Errorf("%w: %w", ErrSignature, errAlgorithm)
 		}
 		return fmt.Errorf("%w: signature does not match the configured key", ErrSignature)

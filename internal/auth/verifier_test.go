@@ -13,9 +13,9 @@ import (
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	secretCfg := Config{Secret: testSecret}
-	rsaCfg := Config{PublicKeyPEM: pkixPEM(t, &rsaKey().PublicKey)}
-	ecCfg := Config{PublicKeyPEM: pkixPEM(t, &ecKey().PublicKey)}
-	edCfg := Config{PublicKeyPEM: pkixPEM(t, edKey().Public())}
+	rsaCfg := Config{KeyFile: pkixPEM(t, &rsaKey().PublicKey)}
+	ecCfg := Config{KeyFile: pkixPEM(t, &ecKey().PublicKey)}
+	edCfg := Config{KeyFile: pkixPEM(t, edKey().Public())}
 	issCfg := Config{Secret: testSecret, Issuer: "https://id.example", Audience: "noticed"}
 	sub := jwt.MapClaims{"sub": "42"}
 
@@ -41,7 +41,7 @@ func TestVerify(t *testing.T) {
 		{"alg none", secretCfg, noneToken(t, sub), ErrSignature, nil},
 		{"alg none, RSA key", rsaCfg, noneToken(t, sub), ErrSignature, nil},
 		{"unknown alg", secretCfg, "eyJhbGciOiJYWVoifQ.eyJzdWIiOiI0MiJ9.c2ln", ErrSignature, nil},
-		{"HS256 keyed with the RSA public PEM", rsaCfg, sign(t, jwt.SigningMethodHS256, rsaCfg.PublicKeyPEM, sub), ErrSignature, nil},
+		{"HS256 keyed with the RSA public PEM", rsaCfg, sign(t, jwt.SigningMethodHS256, rsaCfg.KeyFile, sub), ErrSignature, nil},
 		{"RS256 against a secret", secretCfg, sign(t, jwt.SigningMethodRS256, rsaKey(), sub), ErrSignature, nil},
 		{"ES256 against an RSA key", rsaCfg, sign(t, jwt.SigningMethodES256, ecKey(), sub), ErrSignature, nil},
 		{"EdDSA against a P-256 key", ecCfg, sign(t, jwt.SigningMethodEdDSA, edKey(), sub), ErrSignature, nil},

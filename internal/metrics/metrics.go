@@ -65,7 +65,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"op"}),
 	}
 	// Known reasons export 0 from the start, so dashboards see the series.
-	for _, r := range []string{"no_token", "malformed", "signature", "expired", "not_yet_valid", "issuer", "audience", "subject", "scope"} {
+	for _, r := range []string{"no_token", "malformed", "signature", "expired", "not_yet_valid", "issuer", "audience", "subject", "unknown_key", "no_kid", "scope"} {
 		m.AuthRefused.WithLabelValues(r)
 	}
 	for _, r := range []string{"user_limit", "instance_full", "shutting_down", "bad_last_event_id"} {

@@ -76,9 +76,16 @@ var (
 // ValidUser checks a user id: 1 to 200 bytes of UTF-8 with no control
 // characters, no white space and no braces (the braces delimit the Redis
 // Cluster hash tag in the stream key).
-func ValidUser(user string) error {
-	if len(user) == 0 || len(user) > MaxUserLen {
-		return fmt.Errorf("%w: must be 1 to %d bytes", ErrBadUser, MaxUserLen)
+func ValidUser(user string) error { return ValidUserLen(user, MaxUserLen) }
+
+// ValidUserLen is ValidUser with a tighter length limit (-max-user-len);
+// maxLen outside 1..MaxUserLen means MaxUserLen.
+func ValidUserLen(user string, maxLen int) error {
+	if maxLen < 1 || maxLen > MaxUserLen {
+		maxLen = MaxUserLen
+	}
+	if len(user) == 0 || len(user) > maxLen {
+		return fmt.Errorf("%w: must be 1 to %d bytes", ErrBadUser, maxLen)
 	}
 	if !utf8.ValidString(user) {
 		return fmt.Errorf("%w: not UTF-8", ErrBadUser)
@@ -93,9 +100,16 @@ func ValidUser(user string) error {
 
 // ValidEvent checks an event type: at most 64 bytes of UTF-8 with no control
 // characters. Empty means the default type, "message".
-func ValidEvent(event string) error {
-	if len(event) > MaxEventLen {
-		return fmt.Errorf("%w: longer than %d bytes", ErrBadEvent, MaxEventLen)
+func ValidEvent(event string) error { return ValidEventLen(event, MaxEventLen) }
+
+// ValidEventLen is ValidEvent with a tighter length limit (-max-event-len);
+// maxLen outside 1..MaxEventLen means MaxEventLen.
+func ValidEventLen(event string, maxLen int) error {
+	if maxLen < 1 || maxLen > MaxEventLen {
+		maxLen = MaxEventLen
+	}
+	if len(event) > maxLen {
+		return fmt.Errorf("%w: longer than %d bytes", ErrBadEvent, maxLen)
 	}
 	if !utf8.ValidString(event) {
 		return fmt.Errorf("%w: not UTF-8", ErrBadEvent)

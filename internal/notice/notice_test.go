@@ -123,3 +123,26 @@ func TestValidEvent(t *testing.T) {
 		}
 	}
 }
+
+func TestValidLenLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"user at a lowered limit", ValidUserLen("abcd", 4), true},
+		{"user over a lowered limit", ValidUserLen("abcde", 4), false},
+		{"user limit above the contract's is the contract's", ValidUserLen(strings.Repeat("a", 201), 500), false},
+		{"user limit 0 is the contract's", ValidUserLen(strings.Repeat("a", 200), 0), true},
+		{"event at a lowered limit", ValidEventLen("abcd", 4), true},
+		{"event over a lowered limit", ValidEventLen("abcde", 4), false},
+		{"event limit above the contract's is the contract's", ValidEventLen(strings.Repeat("e", 65), 255), false},
+		{"event rules still apply", ValidEventLen("a\nb", 10), false},
+	}
+	for _, tt := range tests {
+		if got := tt.err == nil; got != tt.want {
+			t.Errorf("%s: err %v, want ok=%v", tt.name, tt.err, tt.want)
+		}
+	}
+}

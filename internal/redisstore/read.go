@@ -15,6 +15,10 @@ import (
 // cursor's id and, when a gap check is asked for, XINFO STREAM after it.
 // The order matters: anything trimmed before XRANGE ran has moved the first
 // retained id by the time XINFO runs, so no real gap is missed.
+//
+// This is the hub's path for every event, so it allocates little of its
+// own: one array for every command's arguments, one for every entry, and
+// one scratch slice for the fields of each entry in turn.
 func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.Batch, error) {
 	if len(cursors) == 0 {
 		return nil, nil
@@ -22,13 +26,24 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 	pipe := s.rdb.Pipeline()
 	ranges := make([]*redis.Cmd, len(cursors))
 	infos := make([]*redis.Cmd, len(cursors))
+	args := make([]any, 0, 6*len(cursors))
+	var count any // boxed once for as long as the cursors' counts agree
+	lastCount := -1
+	var idText []byte
 	for i, c := range cursors {
 		key := s.key(c.User)
-		args := []any{"XRANGE", key, "(" + c.After.String(), "+"}
+		idText = c.After.AppendTo(append(idText[:0], '('))
+		first := len(args)
+		args = append(args, "XRANGE", key, string(idText), "+")
 		if c.Count > 0 {
-			args = append(args, "COUNT", c.Count)
+			if c.Count != lastCount {
+				count, lastCount = c.Count, c.Count
+			}
+			args = append(args, "COUNT", count)
 		}
-		ranges[i] = pipe.Do(ctx, args...)
+		// Capped, so that nothing appended to one command's arguments
+		// can reach the next one's.
+		ranges[i] = pipe.Do(ctx, args[first:len(args):len(args)]...)
 		if c.CheckGap && !c.After.IsZero() {
 			infos[i] = pipe.Do(ctx, "XINFO", "STREAM", key)
 		}
@@ -37,16 +52,27 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 	// command's own error is looked at instead of Exec's first one.
 	_, _ = pipe.Exec(ctx)
 
-	out := make([]routing.Batch, len(cursors))
-	for i, c := range cursors {
+	total := 0
+	for i := range cursors {
 		if err := ranges[i].Err(); err != nil {
 			return nil, s.fail("read", err)
 		}
-		entries, err := parseEntries(ranges[i].Val())
-		if err != nil {
+		if items, ok := ranges[i].Val().([]any); ok {
+			total += len(items)
+		}
+	}
+	all := make([]notice.Entry, 0, total)
+	var fields []string
+	out := make([]routing.Batch, len(cursors))
+	for i, c := range cursors {
+		first := len(all)
+		var err error
+		if all, fields, err = appendEntries(all, fields, ranges[i].Val()); err != nil {
 			return nil, err
 		}
-		out[i].Entries = entries
+		if len(all) > first {
+			out[i].Entries = all[first:len(all):len(all)]
+		}
 		if infos[i] == nil {
 			continue
 		}
@@ -69,17 +95,4 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 func isNoSuchKey(err error) bool {
 	var rerr redis.Error
 	return errors.As(err, &rerr) && strings.Contains(err.Error(), "no such key")
-}
-
-// newest returns the id of the newest entry of key, zero when it has none.
-func (s *Store) newest(ctx context.Context, key string) (notice.ID, error) {
-	v, err := s.rdb.Do(ctx, "XREVRANGE", key, "+", "-", "COUNT", 1).Result()
-	if err != nil {
-		return notice.Zero, s.fail("newest entry", err)
-	}
-	entries, err := parseEntries(v)
-	if err != nil || len(entries) == 0 {
-		return notice.Zero, err
-	}
-	return entries[0].ID, nil
 }

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/noticed/noticed/internal/notice"
@@ -10,44 +11,64 @@ import (
 // its typed stream commands: XMessage.Values is a map, which loses the
 // field order an entry without a data field is delivered in.
 
-// parseEntries reads an XRANGE or XREVRANGE reply.
-func parseEntries(v any) ([]notice.Entry, error) {
+// appendEntries appends the entries of an XRANGE reply to dst. fields is
+// scratch space for one entry's fields, handed back for the next call:
+// notice.FromFields keeps none of it.
+func appendEntries(dst []notice.Entry, fields []string, v any) ([]notice.Entry, []string, error) {
 	items, ok := v.([]any)
 	if !ok {
 		if v == nil {
-			return nil, nil
+			return dst, fields, nil
 		}
-		return nil, fmt.Errorf("redisstore: range reply is %T, not an array", v)
+		return dst, fields, fmt.Errorf("redisstore: range reply is %T, not an array", v)
 	}
-	out := make([]notice.Entry, 0, len(items))
 	for _, it := range items {
-		id, fields, err := parseEntry(it)
-		if err != nil {
-			return nil, err
+		var id notice.ID
+		var err error
+		if id, fields, err = parseEntry(it, fields[:0]); err != nil {
+			return dst, fields, err
 		}
-		out = append(out, notice.FromFields(id, fields))
+		dst = append(dst, notice.FromFields(id, fields))
 	}
-	return out, nil
+	return dst, fields, nil
 }
 
-// parseEntry reads one [id, [field, value, ...]] pair.
-func parseEntry(v any) (notice.ID, []string, error) {
+// newestID reads an XREVRANGE … COUNT 1 reply: the id of its one entry, or
+// zero when the stream is empty or missing.
+func newestID(v any) (notice.ID, error) {
+	items, ok := v.([]any)
+	if !ok && v != nil {
+		return notice.Zero, fmt.Errorf("redisstore: range reply is %T, not an array", v)
+	}
+	if len(items) == 0 {
+		return notice.Zero, nil
+	}
+	return entryID(items[0])
+}
+
+// entryID reads the id of one [id, [field, value, ...]] pair.
+func entryID(v any) (notice.ID, error) {
 	pair, ok := v.([]any)
 	if !ok || len(pair) != 2 {
-		return notice.Zero, nil, fmt.Errorf("redisstore: stream entry is %#v, not [id, fields]", v)
+		return notice.Zero, fmt.Errorf("redisstore: stream entry is %#v, not [id, fields]", v)
 	}
-	id, err := parseID(pair[0])
+	return parseID(pair[0])
+}
+
+// parseEntry reads one [id, [field, value, ...]] pair, appending the
+// fields to fields.
+func parseEntry(v any, fields []string) (notice.ID, []string, error) {
+	id, err := entryID(v)
 	if err != nil {
-		return notice.Zero, nil, err
+		return notice.Zero, fields, err
 	}
-	raw, _ := pair[1].([]any)
-	fields := make([]string, len(raw))
-	for i, f := range raw {
+	raw, _ := v.([]any)[1].([]any)
+	for _, f := range raw {
 		s, ok := f.(string)
 		if !ok {
-			return notice.Zero, nil, fmt.Errorf("redisstore: entry %v: field is %T, not a string", id, f)
+			return notice.Zero, fields, fmt.Errorf("redisstore: entry %v: field is %T, not a string", id, f)
 		}
-		fields[i] = s
+		fields = append(fields, s)
 	}
 	return id, fields, nil
 }
@@ -65,43 +86,55 @@ type streamInfo struct {
 // parseStreamInfo reads XINFO STREAM as RESP2 (a flat array of names and
 // values) or RESP3 (a map).
 func parseStreamInfo(v any) (streamInfo, error) {
-	fields := map[string]any{}
+	var info streamInfo
+	var err error
+	var haveLength, haveLast bool
+	var firstEntry any
+	field := func(name string, val any) {
+		if err != nil {
+			return
+		}
+		switch name {
+		case "length":
+			info.length, haveLength = val.(int64)
+			if !haveLength {
+				err = fmt.Errorf("redisstore: XINFO STREAM length is %T", val)
+			}
+		case "last-generated-id":
+			info.lastGenerated, err = parseID(val)
+			haveLast = true
+		case "max-deleted-entry-id":
+			// Missing before Redis 7.0: XDEL then goes unnoticed, as it
+			// always did.
+			info.maxDeleted, err = parseID(val)
+		case "first-entry":
+			firstEntry = val
+		}
+	}
 	switch m := v.(type) {
 	case map[any]any:
 		for k, val := range m {
-			if ks, ok := k.(string); ok {
-				fields[ks] = val
+			if name, ok := k.(string); ok {
+				field(name, val)
 			}
 		}
 	case []any:
 		for i := 0; i+1 < len(m); i += 2 {
-			if ks, ok := m[i].(string); ok {
-				fields[ks] = m[i+1]
+			if name, ok := m[i].(string); ok {
+				field(name, m[i+1])
 			}
 		}
 	default:
-		return streamInfo{}, fmt.Errorf("redisstore: XINFO STREAM reply is %T", v)
+		return info, fmt.Errorf("redisstore: XINFO STREAM reply is %T", v)
 	}
-
-	var info streamInfo
-	var err error
-	length, ok := fields["length"].(int64)
-	if !ok {
-		return info, fmt.Errorf("redisstore: XINFO STREAM length is %T", fields["length"])
-	}
-	info.length = length
-	if info.lastGenerated, err = parseID(fields["last-generated-id"]); err != nil {
+	if err != nil {
 		return info, err
 	}
-	// Before Redis 7.0 there is no max-deleted-entry-id: XDEL then goes
-	// unnoticed, as it always did.
-	if md, ok := fields["max-deleted-entry-id"]; ok {
-		if info.maxDeleted, err = parseID(md); err != nil {
-			return info, err
-		}
+	if !haveLength || !haveLast {
+		return info, errors.New("redisstore: XINFO STREAM lacks length or last-generated-id")
 	}
-	if fe := fields["first-entry"]; fe != nil && info.length > 0 {
-		if info.first, _, err = parseEntry(fe); err != nil {
+	if firstEntry != nil && info.length > 0 {
+		if info.first, err = entryID(firstEntry); err != nil {
 			return info, err
 		}
 	}

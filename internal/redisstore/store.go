@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -65,21 +66,27 @@ type Store struct {
 	chanPrefix  string
 	healthEvery time.Duration
 
-	// sendMu keeps the order of SUBSCRIBE/UNSUBSCRIBE writes the same as
-	// the order of their entries in pending.
-	sendMu sync.Mutex
+	// Follow and Unfollow requests on their way to the batcher, and
+	// Follows to send again because their connection was replaced.
+	incoming atomic.Pointer[request]
+	retried  atomic.Pointer[request]
+	wake     chan struct{}
+	// followed holds, for each followed user, the mark of the Follow that
+	// made it so: a Follow that gives up undoes only its own.
+	followed sync.Map
+	gen      atomic.Uint64
 
 	mu       sync.Mutex
 	notifier routing.Notifier
-	followed map[string]struct{}
-	pending  map[string][]*op // by channel, in the order sent
-	lost     bool             // the Pub/Sub connection failed since it last delivered
-	losses   int              // how often it did, for tests
+	pending  map[string]*pendingOp // by channel: the oldest unconfirmed
+	lost     bool                  // the Pub/Sub connection failed since it last delivered
+	losses   int                   // how often it did, for tests
 
-	closing   chan struct{}
-	closeOnce sync.Once
-	closeErr  error
-	readerEnd chan struct{}
+	closing    chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+	readerEnd  chan struct{}
+	batcherEnd chan struct{}
 }
 
 var _ routing.Store = (*Store)(nil)
@@ -118,10 +125,11 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		maxLen:      o.MaxLen,
 		ttl:         o.TTL,
 		healthEvery: o.healthEvery,
-		followed:    make(map[string]struct{}),
-		pending:     make(map[string][]*op),
+		wake:        make(chan struct{}, 1),
+		pending:     make(map[string]*pendingOp),
 		closing:     make(chan struct{}),
 		readerEnd:   make(chan struct{}),
+		batcherEnd:  make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -146,6 +154,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	s.ps = s.rdb.Subscribe(context.Background()) // no channel yet: no connection either
 	go s.readPubSub()
+	go s.runBatcher()
 	return s, nil
 }
 
@@ -157,15 +166,33 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.fail("ping", s.rdb.Ping(ctx).Err())
 }
 
-// Close stops the Pub/Sub reader and closes both connections' pools.
+// Close stops the Pub/Sub reader and the batcher, and closes both
+// connections' pools. A Follow or Unfollow still waiting returns.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		psErr := s.ps.Close()
 		<-s.readerEnd
+		<-s.batcherEnd
 		s.closeErr = errors.Join(psErr, s.rdb.Close())
 	})
 	return s.closeErr
+}
+
+// errClosed answers a Follow or Unfollow that Close cut short.
+var errClosed = errors.New("redisstore: store closed")
+
+// untilClose returns a context that ends when Close is called.
+func (s *Store) untilClose() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // fail turns a go-redis error into one a caller can act on: everything

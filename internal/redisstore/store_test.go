@@ -23,14 +23,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // newStore makes a store closed when the test ends.
-func newStore(t *testing.T, o Options) *Store {
+func newStore(t testing.TB, o Options) *Store {
 	t.Helper()
 	s, err := New(testCtx(t), o)
 	if err != nil {
@@ -45,7 +45,7 @@ func newStore(t *testing.T, o Options) *Store {
 }
 
 // rawClient is a plain client, standing for a producer or an operator.
-func rawClient(t *testing.T, srv *redistest.Server) *redis.Client {
+func rawClient(t testing.TB, srv *redistest.Server) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
@@ -59,7 +59,7 @@ func user(prefix string) string {
 }
 
 // waitFor polls cond until it holds, failing the test after 15s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {

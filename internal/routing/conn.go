@@ -69,10 +69,31 @@ func (c *Conn) OnWake(f func()) {
 // Queued returns how many frames wait on Frames.
 func (c *Conn) Queued() int { return len(c.frames) }
 
-func (c *Conn) kick(h *Hub) {
+// push queues f, or closes the stream as slow when its queue is full.
+func (c *Conn) push(f *Frame) bool {
+	select {
+	case c.frames <- f:
+		return true
+	default:
+		c.close()
+		return false
+	}
+}
+
+func (c *Conn) closed() bool {
+	select {
+	case <-c.kicked:
+		return true
+	default:
+		return false
+	}
+}
+
+// close ends the stream, which fell too far behind.
+func (c *Conn) close() {
 	c.kickOnce.Do(func() {
 		close(c.kicked)
-		h.m.SlowClosed.Inc()
+		c.hub.m.SlowClosed.Inc()
 		if c.wake != nil {
 			c.wake()
 		}

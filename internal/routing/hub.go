@@ -21,7 +21,14 @@ type Encoder func(dst []byte, e notice.Entry) []byte
 type Frame struct {
 	ID    notice.ID
 	Bytes []byte
+	// Gap marks no entry but a loss: entries of the user were removed
+	// before the hub could read them. Each stream announces it with its
+	// own last id.
+	Gap bool
 }
+
+// gapFrame is queued on every stream of a user who lost entries.
+var gapFrame = &Frame{Gap: true}
 
 // Options tune a Hub; zero values take the defaults.
 type Options struct {
@@ -33,8 +40,13 @@ type Options struct {
 	MaxConns        int
 	// ReadBatch is how many entries one read takes per user. Default 256.
 	ReadBatch int
-	Metrics   *metrics.Metrics
-	Logger    *slog.Logger
+	// TrimLen is how many entries the store keeps per user (0: unknown).
+	// A read that returns min(ReadBatch, TrimLen) entries means the hub is
+	// behind enough that entries may have been trimmed before it read them,
+	// and it asks the store.
+	TrimLen int
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
 }
 
 // Errors Subscribe returns when a stream may not open.
@@ -86,6 +98,9 @@ type user struct {
 	// rejoined is set when a stream opens while leaving: it waits on a
 	// fresh ready channel, closed once following resumes.
 	rejoined bool
+	// recheck asks the next read whether entries above cursor were lost
+	// (the store may have missed notifications, or restarted empty).
+	recheck bool
 }
 
 // New makes a hub reading from store. Call Run to start its reader.

@@ -26,7 +26,7 @@ func (h *Hub) Run() {
 			if err := h.readAndFanOut(cursors); err != nil {
 				h.m.BackendErrors.WithLabelValues("read").Inc()
 				h.log.Warn("reading new entries failed; retrying", "err", err, "users", len(cursors))
-				h.markDirty(cursors)
+				h.markFailed(cursors)
 				if !backoff.wait(h.stop) {
 					return
 				}
@@ -47,6 +47,7 @@ func (h *Hub) takeDirty() []Cursor {
 		for name, u := range h.users {
 			if u.state == ready {
 				h.dirty[name] = struct{}{}
+				u.recheck = true
 			}
 		}
 	}
@@ -60,7 +61,8 @@ func (h *Hub) takeDirty() []Cursor {
 		if u == nil || u.state != ready {
 			continue
 		}
-		cursors = append(cursors, Cursor{User: name, After: u.cursor, Count: h.opts.ReadBatch})
+		cursors = append(cursors, Cursor{User: name, After: u.cursor, Count: h.opts.ReadBatch, CheckGap: u.recheck})
+		u.recheck = false
 		if len(cursors) == maxUsersPerRead {
 			break
 		}
@@ -76,6 +78,19 @@ func (h *Hub) markDirty(cursors []Cursor) {
 	h.mu.Unlock()
 }
 
+// markFailed marks users whose read failed: the store may come back
+// without what was added meanwhile, so the next read checks for a gap.
+func (h *Hub) markFailed(cursors []Cursor) {
+	h.mu.Lock()
+	for _, c := range cursors {
+		h.dirty[c.User] = struct{}{}
+		if u := h.users[c.User]; u != nil {
+			u.recheck = true
+		}
+	}
+	h.mu.Unlock()
+}
+
 func (h *Hub) readAndFanOut(cursors []Cursor) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -83,7 +98,14 @@ func (h *Hub) readAndFanOut(cursors []Cursor) error {
 	if err != nil {
 		return err
 	}
+	if err := h.checkLagging(ctx, cursors, batches); err != nil {
+		return err
+	}
 	for i, b := range batches {
+		if b.Gap {
+			h.log.Warn("entries were removed before they could be delivered; the user's streams get a gap event")
+			h.fanOut(cursors[i].User, nil, true)
+		}
 		if len(b.Entries) == 0 {
 			continue
 		}
@@ -93,7 +115,7 @@ func (h *Hub) readAndFanOut(cursors []Cursor) error {
 			frames[j] = Frame{ID: e.ID, Bytes: h.encode(nil, e)}
 		}
 		h.m.EventsRead.Add(float64(len(frames)))
-		h.fanOut(cursors[i].User, frames)
+		h.fanOut(cursors[i].User, frames, false)
 		if len(b.Entries) >= cursors[i].Count {
 			h.markDirty(cursors[i : i+1]) // more is waiting
 		}
@@ -101,10 +123,44 @@ func (h *Hub) readAndFanOut(cursors []Cursor) error {
 	return nil
 }
 
-// fanOut queues frames above the user's cursor on each of its streams. A
-// stream whose queue is full is closed as slow rather than waited for: its
-// browser comes back with Last-Event-ID and replays from the store.
-func (h *Hub) fanOut(name string, frames []Frame) {
+// checkLagging asks, for each batch read without a gap check that holds
+// as many entries as the store keeps (or a full batch), whether entries
+// above its cursor were trimmed before this read: the hub is that far
+// behind on the user, and a stream must never skip entries silently. It
+// costs a second read only while the hub is behind.
+func (h *Hub) checkLagging(ctx context.Context, cursors []Cursor, batches []Batch) error {
+	var idx []int
+	var check []Cursor
+	for i, b := range batches {
+		full := cursors[i].Count
+		if h.opts.TrimLen > 0 {
+			full = min(full, h.opts.TrimLen)
+		}
+		if !cursors[i].CheckGap && len(b.Entries) >= full {
+			idx = append(idx, i)
+			check = append(check, Cursor{User: cursors[i].User, After: cursors[i].After, Count: 1, CheckGap: true})
+		}
+	}
+	if len(check) == 0 {
+		return nil
+	}
+	res, err := h.store.Read(ctx, check)
+	if err != nil {
+		return err
+	}
+	for j, b := range res {
+		if b.Gap {
+			batches[idx[j]].Gap = true
+		}
+	}
+	return nil
+}
+
+// fanOut queues frames above the user's cursor on each of its streams,
+// after a gap frame when gap is set. A stream whose queue is full is
+// closed as slow rather than waited for: its browser comes back with
+// Last-Event-ID and replays from the store.
+func (h *Hub) fanOut(name string, frames []Frame, gap bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := h.users[name]
@@ -119,21 +175,24 @@ func (h *Hub) fanOut(name string, frames []Frame) {
 			break
 		}
 	}
-	if first == len(frames) {
+	frames = frames[first:]
+	if len(frames) == 0 && !gap {
 		return
 	}
-	frames = frames[first:]
-	u.cursor = frames[len(frames)-1].ID
+	if len(frames) > 0 {
+		u.cursor = frames[len(frames)-1].ID
+	}
 	for _, c := range u.conns {
-		// A stream that cannot take every frame is kicked; it replays.
+		if c.closed() {
+			continue // it replays from its own last id
+		}
+		if gap && !c.push(gapFrame) {
+			continue
+		}
 		for j := range frames {
-			select {
-			case c.frames <- &frames[j]:
-				continue
-			default:
-				c.kick(h)
+			if !c.push(&frames[j]) {
+				break
 			}
-			break
 		}
 		if c.wake != nil {
 			c.wake()

@@ -15,6 +15,7 @@ var (
 	ErrForbidden  = errors.New("token lacks the publish scope")
 	ErrBadBody    = errors.New("bad request body")
 	ErrTooLarge   = errors.New("request body too large")
+	ErrTimeout    = errors.New("request body not received in time")
 	ErrNotAllowed = errors.New("method not allowed")
 	ErrNotFound   = errors.New("not found")
 )
@@ -22,10 +23,7 @@ var (
 // status maps an error to its HTTP status: the one place that does.
 func status(err error) int {
 	switch {
-	case errors.Is(err, auth.ErrNoToken), errors.Is(err, auth.ErrMalformed),
-		errors.Is(err, auth.ErrSignature), errors.Is(err, auth.ErrExpired),
-		errors.Is(err, auth.ErrNotYetValid), errors.Is(err, auth.ErrIssuer),
-		errors.Is(err, auth.ErrAudience), errors.Is(err, auth.ErrSubject):
+	case auth.Refused(err):
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
@@ -33,6 +31,8 @@ func status(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ErrNotAllowed):
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, ErrNotFound):

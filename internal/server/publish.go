@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/routing"
@@ -50,20 +51,26 @@ func (u *userID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// parsePublish reads a JSON or form body of at most maxBody bytes naming
-// at most maxUsers users.
-func parsePublish(body []byte, contentType string, maxUsers int) (publishRequest, error) {
+// limits bound what one publish may ask for.
+type limits struct {
+	users    int // users named (-max-users-per-publish)
+	userLen  int // bytes of each user id (-max-user-len)
+	eventLen int // bytes of the event type (-max-event-len)
+}
+
+// parsePublish reads a JSON or form body within lim.
+func parsePublish(body []byte, contentType string, lim limits) (publishRequest, error) {
 	mediaType, _, _ := mime.ParseMediaType(contentType)
 	switch {
 	case mediaType == "application/x-www-form-urlencoded":
-		return parseForm(body, maxUsers)
+		return parseForm(body, lim)
 	case mediaType == "application/json", mediaType == "" && len(bytes.TrimSpace(body)) > 0 && bytes.TrimSpace(body)[0] == '{':
-		return parseJSON(body, maxUsers)
+		return parseJSON(body, lim)
 	}
 	return publishRequest{}, fmt.Errorf("%w: Content-Type must be application/json or application/x-www-form-urlencoded", ErrBadBody)
 }
 
-func parseJSON(body []byte, maxUsers int) (publishRequest, error) {
+func parseJSON(body []byte, lim limits) (publishRequest, error) {
 	var b jsonBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -91,7 +98,7 @@ func parseJSON(body []byte, maxUsers int) (publishRequest, error) {
 		req.event = *b.Event
 	}
 	req.data = dataText(b.Data)
-	return req, req.check(maxUsers)
+	return req, req.check(lim)
 }
 
 // dataText stores a JSON string as its text and any other value as its
@@ -125,7 +132,7 @@ func jsonProblem(err error) string {
 	return err.Error()
 }
 
-func parseForm(body []byte, maxUsers int) (publishRequest, error) {
+func parseForm(body []byte, lim limits) (publishRequest, error) {
 	v, err := url.ParseQuery(string(body))
 	if err != nil {
 		return publishRequest{}, fmt.Errorf("%w: malformed form: %v", ErrBadBody, err)
@@ -155,22 +162,22 @@ func parseForm(body []byte, maxUsers int) (publishRequest, error) {
 	}
 	req.event = v.Get("event")
 	req.data = v.Get("data")
-	return req, req.check(maxUsers)
+	return req, req.check(lim)
 }
 
 // check validates the request and removes repeated users: each user gets
 // one entry per publish.
-func (req *publishRequest) check(maxUsers int) error {
+func (req *publishRequest) check(lim limits) error {
 	if len(req.users) == 0 {
 		return fmt.Errorf("%w: \"users\" is empty", ErrBadBody)
 	}
-	if len(req.users) > maxUsers {
-		return fmt.Errorf("%w: at most %d users per publish", ErrBadBody, maxUsers)
+	if len(req.users) > lim.users {
+		return fmt.Errorf("%w: at most %d users per publish", ErrBadBody, lim.users)
 	}
 	seen := make(map[string]bool, len(req.users))
 	unique := req.users[:0:0]
 	for _, u := range req.users {
-		if err := notice.ValidUser(u); err != nil {
+		if err := notice.ValidUserLen(u, lim.userLen); err != nil {
 			return fmt.Errorf("%w: user %q: %v", ErrBadBody, truncate(u, 40), err)
 		}
 		if !seen[u] {
@@ -179,7 +186,7 @@ func (req *publishRequest) check(maxUsers int) error {
 		}
 	}
 	req.users = unique
-	if err := notice.ValidEvent(req.event); err != nil {
+	if err := notice.ValidEventLen(req.event, lim.eventLen); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBody, err)
 	}
 	return nil
@@ -209,6 +216,9 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, max)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, ErrTimeout
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadBody, err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/metrics"
+	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/sse"
 )
@@ -34,7 +35,16 @@ type Config struct {
 
 	MaxPayload         int64    // bytes of a publish body; default 64 KiB
 	MaxUsersPerPublish int      // default 1000
+	MaxUserLen         int      // bytes of a published user id; default (and most) notice.MaxUserLen
+	MaxEventLen        int      // bytes of a published event type; default (and most) notice.MaxEventLen
 	CORSOrigins        []string // browser origins allowed; "*" for any
+	// BodyTimeout bounds the time a publish body may take to arrive after
+	// the handler starts reading it; 0 means no bound. The http.Server's
+	// own ReadTimeout cannot do this: it would also cut open streams.
+	BodyTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// in logs; from anyone else the header is ignored.
+	TrustedProxies Proxies
 	// TokenLeeway is the clock skew the verifier allows; a stream closes
 	// that long after its token's exp, when a reconnect would be refused.
 	TokenLeeway time.Duration
@@ -54,6 +64,12 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.MaxUsersPerPublish <= 0 {
 		cfg.MaxUsersPerPublish = 1000
+	}
+	if cfg.MaxUserLen <= 0 || cfg.MaxUserLen > notice.MaxUserLen {
+		cfg.MaxUserLen = notice.MaxUserLen
+	}
+	if cfg.MaxEventLen <= 0 || cfg.MaxEventLen > notice.MaxEventLen {
+		cfg.MaxEventLen = notice.MaxEventLen
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -149,12 +165,21 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ErrForbidden)
 		return
 	}
+	if s.cfg.BodyTimeout > 0 {
+		// A producer that stops sending mid-body must not hold the
+		// connection and this goroutine for ever.
+		if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)); err != nil {
+			s.log.Warn("cannot bound the publish body's read time", "err", err)
+		}
+	}
 	body, err := readBody(w, r, s.cfg.MaxPayload)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	req, err := parsePublish(body, r.Header.Get("Content-Type"), s.cfg.MaxUsersPerPublish)
+	req, err := parsePublish(body, r.Header.Get("Content-Type"), limits{
+		users: s.cfg.MaxUsersPerPublish, userLen: s.cfg.MaxUserLen, eventLen: s.cfg.MaxEventLen,
+	})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -213,14 +238,19 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 }
 
 // accessLog logs each request by path only: the query string may carry a
-// token, and no token may reach a log line.
+// token, and no token may reach a log line. The client is named as
+// ClientAddr finds it; peer is the TCP peer, which differs behind a proxy.
 func (s *server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
+		client := r.RemoteAddr
+		if a := s.cfg.TrustedProxies.ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For")); a.IsValid() {
+			client = a.String()
+		}
 		s.log.Debug("request",
 			"method", r.Method, "path", r.URL.Path, "status", ww.Status(),
-			"bytes", ww.BytesWritten(), "duration", time.Since(start), "remote", r.RemoteAddr)
+			"bytes", ww.BytesWritten(), "duration", time.Since(start), "client", client, "peer", r.RemoteAddr)
 	})
 }

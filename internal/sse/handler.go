@@ -116,6 +116,10 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 		return err
 	}
 	conn, err := h.hub.Subscribe(user)
+	if errors.Is(err, routing.ErrClosed) {
+		h.comeBackSoon(w)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -134,7 +138,8 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 	cancel()
 	if errors.Is(startErr, routing.ErrClosed) {
 		s.finish()
-		return startErr
+		h.comeBackSoon(w)
+		return nil
 	}
 	if r.Context().Err() != nil || !s.open(w, r) {
 		s.finish()
@@ -151,6 +156,19 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 	s.live()
 	s.finish()
 	return nil
+}
+
+// comeBackSoon answers a stream that arrives while this instance shuts
+// down: a browser gives up for good on any status but 200, so it gets a
+// 200 that only says to reconnect soon (through the balancer, to another
+// instance), at a random moment within two seconds.
+func (h *Handler) comeBackSoon(w http.ResponseWriter) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Connection", "close")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(AppendRetry(nil, jitter(100*time.Millisecond, 1900*time.Millisecond).Milliseconds()))
 }
 
 // open sends the response headers and the first retry field, taking the
@@ -283,7 +301,16 @@ func (s *stream) flush() bool {
 		s.buf = s.buf[:0]
 	}
 	s.wrote = true
-	return err == nil
+	if err != nil {
+		// A client that stopped reading until the write deadline passed is
+		// slow, like one that fell a queue behind.
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			s.h.m.SlowClosed.Inc()
+		}
+		return false
+	}
+	return true
 }
 
 // idle serves heartbeats until until is closed (true) or the stream must
@@ -430,6 +457,11 @@ func (s *stream) live() {
 }
 
 func (s *stream) add(f *routing.Frame) int {
+	if f.Gap {
+		s.buf = AppendGap(s.buf, s.lastSent)
+		s.h.m.GapsSent.Inc()
+		return 0
+	}
 	if !s.lastSent.Less(f.ID) {
 		return 0
 	}

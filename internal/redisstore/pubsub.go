@@ -1,0 +1,176 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// readPubSub is the one goroutine that receives from the Pub/Sub
+// connection: notifications, confirmations, and the failures that tell it
+// the connection was replaced.
+func (s *Store) readPubSub() {
+	defer close(s.readerEnd)
+	ctx, cancel := s.untilClose()
+	defer cancel()
+	pinged := false
+	var pause time.Duration
+	for {
+		var msg any
+		var err error
+		if pinged {
+			// With no timeout of its own, Receive counts the deadline
+			// passing as a broken connection and replaces it: what an
+			// unanswered PING calls for (a frozen server keeps its sockets
+			// open, so nothing else would show it).
+			rctx, rcancel := context.WithTimeout(ctx, s.healthEvery)
+			msg, err = s.ps.Receive(rctx)
+			rcancel()
+		} else {
+			// A timeout passed this way leaves the connection be. No
+			// context deadline here: it would cost a timer per message on
+			// the busiest path there is, and a reconnection's dial is
+			// bounded by go-redis' own dial timeout.
+			msg, err = s.ps.ReceiveTimeout(ctx, s.healthEvery)
+		}
+		select {
+		case <-s.closing:
+			return // the error, if any, is Close's doing
+		default:
+		}
+		if err != nil {
+			if !pinged && isTimeout(err) {
+				if perr := s.ps.Ping(ctx); perr != nil {
+					s.markLost(perr)
+				} else {
+					pinged = true
+				}
+				continue
+			}
+			pinged = false
+			s.markLost(err)
+			pause = min(max(2*pause, 10*time.Millisecond), time.Second)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+			continue
+		}
+		pinged, pause = false, 0
+		if s.takeLost() {
+			s.recover(ctx)
+		}
+		s.dispatch(msg)
+	}
+}
+
+// markLost notes that the Pub/Sub connection failed. Confirmations still
+// awaited will not come from the connection that replaces it: their
+// batches are sent again.
+func (s *Store) markLost(err error) {
+	s.mu.Lock()
+	first := !s.lost
+	s.lost = true
+	s.losses++
+	s.retryPendingLocked()
+	s.mu.Unlock()
+	if first {
+		s.log.Warn("redis Pub/Sub connection lost; reconnecting", "err", err)
+	}
+}
+
+func (s *Store) takeLost() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lost := s.lost
+	s.lost = false
+	return lost
+}
+
+// recover runs on the first message of a new connection, before that
+// message is handled. go-redis has already sent one SUBSCRIBE for every
+// channel it knew of, and Redis ran it whole before answering, so every
+// followed stream is subscribed again by now. What was published in
+// between was lost: the notifier is told to read every followed user from
+// its last delivered id. A restarted Redis has also forgotten the
+// notification flags unless its configuration file has them.
+//
+// A batch sent between the failure and now may have gone to either
+// connection; it is sent again rather than guessed about.
+func (s *Store) recover(ctx context.Context) {
+	s.mu.Lock()
+	s.retryPendingLocked()
+	s.mu.Unlock()
+
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.ensureNotifyFlags(cctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrNotifyConfig) {
+			s.log.Error("cannot turn Redis keyspace notifications on again; followed streams get no live events", "err", err)
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+	}
+
+	s.mu.Lock()
+	n := s.notifier
+	s.mu.Unlock()
+	if n != nil {
+		n.Resync()
+	}
+	s.log.Info("redis Pub/Sub connection is back; followed streams are read again")
+}
+
+func (s *Store) dispatch(msg any) {
+	switch m := msg.(type) {
+	case *redis.Subscription:
+		s.confirm(m.Kind, m.Channel)
+	case *redis.Message:
+		if !addsEntries(m.Payload) {
+			return
+		}
+		user, ok := s.userOf(m.Channel)
+		if !ok {
+			return
+		}
+		if !s.isFollowed(user) {
+			return
+		}
+		s.mu.Lock()
+		n := s.notifier
+		s.mu.Unlock()
+		if n != nil {
+			n.Changed(user)
+		}
+	}
+}
+
+// addsEntries reports whether a keyspace event may have added entries to
+// the key. Trimming, deleting and expiry do not: reading then would only
+// cost Redis work. Most flags are the operator's; with noticed's own (K and
+// t) only stream events arrive.
+func addsEntries(event string) bool {
+	switch event {
+	case "xadd", "rename_to", "restore", "copy_to", "move_to":
+		return true
+	}
+	return false
+}
+
+// lossCount is how often the Pub/Sub connection failed, for tests.
+func (s *Store) lossCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.losses
+}

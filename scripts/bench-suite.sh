@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs the measurements of docs/benchmarks.md, noticed and Nchan side by
+# side, one after the other (each run starts its own redis-server and
+# server), then draws docs/bench-latency.png and docs/bench-memory.png.
+# Run it on a quiet machine: everything shares its cores.
+#
+#   scripts/bench-suite.sh                 all of it (about an hour)
+#   SUITE="load memory" scripts/bench-suite.sh   only some
+#
+# Steps (SUITE): load sweep memory storm soak. Knobs: STREAMS (10000),
+# RATES (5000,10000,15000,20000), DURATION (30s), SOAK (10m), OUT (a new
+# directory under $TMPDIR or /tmp). Each step's report goes to OUT/<step>.txt,
+# every run's row to OUT/runs.csv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STREAMS=${STREAMS:-10000}
+RATES=${RATES:-5000,10000,15000,20000}
+DURATION=${DURATION:-30s}
+SOAK=${SOAK:-10m}
+SUITE=${SUITE:-load sweep memory storm soak}
+OUT=${OUT:-${TMPDIR:-/tmp}/noticed-bench-$(date -u +%Y%m%d-%H%M%S)}
+
+scripts/bench-deps.sh
+mkdir -p "$OUT"
+go build -o "$OUT/noticed-bench" ./cmd/noticed-bench
+go build -o "$OUT/noticed" ./cmd/noticed
+csv="$OUT/runs.csv"
+status=0
+
+step() {
+  local name=$1; shift
+  echo "== $name: noticed-bench $*" | tee -a "$OUT/commands.txt"
+  if ! "$OUT/noticed-bench" -noticed-bin "$OUT/noticed" -csv "$csv" "$@" | tee "$OUT/$name.txt"; then
+    echo "== $name: FAILED (see $OUT/$name.txt)"
+    status=1
+  fi
+}
+
+{ uname -a; nproc; grep MemTotal /proc/meminfo; redis-server --version; /usr/sbin/nginx -v 2>&1; go version; git rev-parse HEAD; } >"$OUT/machine.txt" 2>&1 || true
+
+for s in $SUITE; do
+  case $s in
+    load)   # (1) STREAMS users × 1 stream at 5,000 events/s, through XADD and through POST
+      step load-xadd -mode load -target noticed,nchan -streams "$STREAMS" -rate 5000 -duration "$DURATION" -publish xadd
+      step load-post -mode load -target noticed -streams "$STREAMS" -rate 5000 -duration "$DURATION" -publish post ;;
+    sweep)  # (2) latency against the rate at STREAMS users
+      step sweep-xadd -mode load -target noticed,nchan -streams "$STREAMS" -rate "$RATES" -duration "$DURATION" -publish xadd -post-conns 32
+      step sweep-post -mode load -target noticed -streams "$STREAMS" -rate "$RATES" -duration "$DURATION" -publish post -post-conns 32 ;;
+    memory) # (3) memory with 1k, 5k, 10k idle streams, and (4) new streams per second
+      step memory -mode load -target noticed,nchan -streams 1000,5000,"$STREAMS" -rate 0 ;;
+    storm)  # (5) every stream drops, 10 events behind, comes back with Last-Event-ID
+      step storm -mode storm -target noticed,nchan -streams "$STREAMS" -behind 10 ;;
+    soak)   # (6) steady load with churn; RSS, goroutines and open files sampled
+      step soak -mode soak -target noticed,nchan -streams "$STREAMS" -rate 1000 -duration "$SOAK" -churn 100 -sample 10s ;;
+    *) echo "bench-suite.sh: unknown step $s (load sweep memory storm soak)" >&2; exit 2 ;;
+  esac
+done
+
+STREAMS=$STREAMS scripts/plots.sh "$csv" docs
+echo "bench-suite.sh: reports, commands and runs.csv in $OUT"
+exit $status

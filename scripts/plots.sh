@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Draws noticed-bench's CSV (-csv file) as two PNGs:
+#
+#   docs/bench-latency.png  latency p50, p99 and p99.9 against the event rate,
+#                           at $STREAMS open streams (default 10000), for
+#                           noticed (per publish path) and Nchan: -mode load rows
+#   docs/bench-memory.png   server memory with the streams open and idle
+#                           against open streams, for noticed and Nchan: every
+#                           -mode load row (memory is measured before publishing)
+#
+# Usage: scripts/plots.sh bench.csv [outdir]
+# When a combination was measured more than once, the last row counts.
+# Needs gnuplot: installed here when missing and root (Debian's gnuplot-nox).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+csv=${1:?usage: scripts/plots.sh bench.csv [outdir]}
+out=${2:-docs}
+STREAMS=${STREAMS:-10000}
+
+if ! command -v gnuplot >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "plots.sh: installing gnuplot-nox"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null
+  else
+    echo "plots.sh: needs gnuplot: sudo apt-get install gnuplot-nox" >&2
+    exit 1
+  fi
+fi
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# pick MODE KEY... : the named columns of the rows of a mode (ok or not),
+# last row per key (the first columns asked for), sorted by the key.
+pick() {
+  awk -F, -v mode="$1" -v cols="$2" -v keyn="$3" '
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; n = split(cols, want, " "); next }
+    $col["mode"] != mode { next }
+    {
+      key = ""; line = ""
+      for (i = 1; i <= n; i++) {
+        v = $col[want[i]]
+        if (i <= keyn) key = key SUBSEP v
+        line = line (i > 1 ? " " : "") (v == "" ? "NaN" : v)
+      }
+      if (!(key in rows)) order[++m] = key
+      rows[key] = line
+    }
+    END { for (i = 1; i <= m; i++) print rows[order[i]] }
+  ' "$csv"
+}
+
+# Latency against rate, one file per server and publish path.
+pick load "target publish streams rate p50_ms p99_ms p999_ms" 4 |
+  awk -v s="$STREAMS" -v dir="$tmp" '$3 == s && $4 > 0 {
+    f = dir "/lat-" $1 "-" $2 ".dat"; print $4, $5, $6, $7 > f; files[f] = 1
+  } END { for (f in files) close(f) }'
+for f in "$tmp"/lat-*.dat; do [ -e "$f" ] && sort -n -o "$f" "$f"; done
+
+# Memory against streams, one file per server.
+pick load "target streams rss_idle_mib pss_idle_mib" 2 |
+  awk -v dir="$tmp" '$3 != "NaN" { f = dir "/mem-" $1 ".dat"; print $2, $3, $4 > f; files[f] = 1 }
+    END { for (f in files) close(f) }'
+for f in "$tmp"/mem-*.dat; do [ -e "$f" ] && sort -n -o "$f" "$f"; done
+
+lat_plots=()
+for f in "$tmp"/lat-*.dat; do
+  [ -e "$f" ] || continue
+  name=$(basename "$f" .dat); name=${name#lat-}
+  case $name in
+    noticed-xadd) label="noticed (XADD)"; color="#1f77b4" ;;
+    noticed-post) label="noticed (POST)"; color="#2ca02c" ;;
+    nchan-*) label="Nchan (POST)"; color="#d62728" ;;
+    *) label=$name; color="#7f7f7f" ;;
+  esac
+  lat_plots+=("'$f' using 1:2 with linespoints lw 2 pt 7 lc rgb '$color' title '$label p50'")
+  lat_plots+=("'$f' using 1:3 with linespoints lw 2 pt 5 dt 2 lc rgb '$color' title '$label p99'")
+  lat_plots+=("'$f' using 1:4 with linespoints lw 2 pt 9 dt 3 lc rgb '$color' title '$label p99.9'")
+done
+if [ ${#lat_plots[@]} -gt 0 ]; then
+  gnuplot <<EOF
+set terminal pngcairo size 1000,620 font "sans,11"
+set output "$out/bench-latency.png"
+set title "Latency from send to receipt, $STREAMS open streams (one per user)"
+set xlabel "events per second"
+set ylabel "latency (ms, log scale)"
+set logscale y
+set grid
+set key outside right top
+plot $(IFS=,; echo "${lat_plots[*]}")
+EOF
+  echo "plots.sh: $out/bench-latency.png"
+else
+  echo "plots.sh: no -mode load rows at $STREAMS streams with a rate above 0: no latency plot" >&2
+fi
+
+mem_plots=()
+[ -e "$tmp/mem-noticed.dat" ] && mem_plots+=("'$tmp/mem-noticed.dat' using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4' title 'noticed RSS'")
+if [ -e "$tmp/mem-nchan.dat" ]; then
+  mem_plots+=("'$tmp/mem-nchan.dat' using 1:2 with linespoints lw 2 pt 5 lc rgb '#d62728' title 'Nchan RSS (master + workers)'")
+  mem_plots+=("'$tmp/mem-nchan.dat' using 1:3 with linespoints lw 2 pt 9 dt 2 lc rgb '#d62728' title 'Nchan PSS (shared memory counted once)'")
+fi
+if [ ${#mem_plots[@]} -gt 0 ]; then
+  gnuplot <<EOF
+set terminal pngcairo size 1000,620 font "sans,11"
+set output "$out/bench-memory.png"
+set title "Server memory with the streams open and idle"
+set xlabel "open streams"
+set ylabel "MiB"
+set xrange [0:*]
+set yrange [0:*]
+set grid
+set key left top
+plot $(IFS=,; echo "${mem_plots[*]}")
+EOF
+  echo "plots.sh: $out/bench-memory.png"
+else
+  echo "plots.sh: no -mode load rows with server memory: no memory plot" >&2
+fi
