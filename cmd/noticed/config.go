@@ -41,6 +41,7 @@ type Config struct {
 	QueueLen           int
 	DrainTimeout       time.Duration
 	LogLevel           string
+	DebugAddr          string
 }
 
 // serveFlags defines the serve flags on fs, bound to c.
@@ -70,6 +71,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.QueueLen, "queue-len", 64, "events a stream may fall behind before it is closed as slow (it reconnects and replays)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "longest wait for streams to close on SIGTERM")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off. Never expose it")
 }
 
 // envName is a flag's env twin: NOTICED_ and the name in upper case, with

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +38,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+
+	// A stream's memory is mostly what it keeps alive; collecting when the
+	// heap has grown by half (not Go's default of doubling) keeps an
+	// instance of idle streams near 9 KiB each for little CPU. GOGC set in
+	// the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 
 	var c Config
 	fs := flag.NewFlagSet("noticed serve", flag.ContinueOnError)
@@ -112,12 +122,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 
 	// Listen before serving, so a bad or busy address fails at once.
-	ln, err := net.Listen("tcp", c.Addr)
+	// No TCP keep-alive probes: streams send heartbeats, idle keep-alive
+	// connections are closed by -idle-timeout, and the probes' four socket
+	// options per connection are a measurable share of opening a stream.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(ctx, "tcp", c.Addr)
 	if err != nil {
 		hub.Close()
 		return err
 	}
 	srv := newHTTPServer(&c, handler, log)
+	if c.DebugAddr != "" {
+		stop, err := serveDebug(c.DebugAddr, log)
+		if err != nil {
+			hub.Close()
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	if dev != nil {
 		dev.print(stderr, ln.Addr())
 	}
@@ -354,4 +377,23 @@ func hostPort(addr net.Addr) string {
 		return fmt.Sprintf("localhost:%d", tcp.Port)
 	}
 	return net.JoinHostPort(tcp.IP.String(), fmt.Sprint(tcp.Port))
+}
+
+// serveDebug serves net/http/pprof on its own listener, apart from the
+// public one, for profiling (see docs/benchmarks.md).
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("profiler listening", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }

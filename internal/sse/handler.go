@@ -125,10 +125,6 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 	}
 	h.m.StreamsOpened.Inc()
 	s := &stream{h: h, conn: conn, ctx: r.Context(), expires: expires, running: true}
-	if !expires.IsZero() {
-		s.expiryTimer = time.NewTimer(time.Until(expires))
-		s.expiry = s.expiryTimer.C
-	}
 
 	// Wait briefly for the hub to follow the user, so that the headers mean
 	// "every entry from now on will arrive"; past that, send them anyway
@@ -141,7 +137,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 		h.comeBackSoon(w)
 		return nil
 	}
-	if r.Context().Err() != nil || !s.open(w, r) {
+	// When the backend has answered, the head goes out with what follows
+	// it in one write; otherwise at once, so that onopen fires.
+	if r.Context().Err() != nil || !s.open(w, r, startErr != nil) {
 		s.finish()
 		return nil
 	}
@@ -173,7 +171,7 @@ func (h *Handler) comeBackSoon(w http.ResponseWriter) {
 
 // open sends the response headers and the first retry field, taking the
 // connection over when it can; false when the client is gone.
-func (s *stream) open(w http.ResponseWriter, r *http.Request) bool {
+func (s *stream) open(w http.ResponseWriter, r *http.Request, flushNow bool) bool {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -191,7 +189,7 @@ func (s *stream) open(w http.ResponseWriter, r *http.Request) bool {
 			hdr.Set("Connection", "close") // the body ends when the connection does
 			s.buf = appendHead(s.buf, hdr)
 			s.buf = AppendRetry(s.buf, retry)
-			return s.flush()
+			return !flushNow || s.flush()
 		}
 	}
 	hdr.Set("Connection", "keep-alive")
@@ -215,7 +213,6 @@ func appendHead(dst []byte, hdr http.Header) []byte {
 // what the client missed or gives it the position it starts from; false
 // when the stream must end.
 func (s *stream) begin(start notice.ID, startErr error, from notice.ID, replay bool) bool {
-	s.ticker = time.NewTicker(s.h.opts.Heartbeat)
 	if startErr != nil {
 		if !s.idle(s.conn.Ready(), nil) {
 			return false
@@ -313,10 +310,26 @@ func (s *stream) flush() bool {
 	return true
 }
 
+// clock starts the heartbeat ticker and the token's expiry timer for the
+// request goroutine's selects, once.
+func (s *stream) clock() {
+	if s.ticker == nil {
+		s.ticker = time.NewTicker(s.h.opts.Heartbeat)
+	}
+	if s.expiryTimer == nil && !s.expires.IsZero() {
+		s.expiryTimer = time.NewTimer(time.Until(s.expires))
+		s.expiry = s.expiryTimer.C
+	}
+}
+
 // idle serves heartbeats until until is closed (true) or the stream must
 // end (false). A nil until never closes; a non-nil after ends the wait
 // with true too.
 func (s *stream) idle(until <-chan struct{}, after <-chan time.Time) bool {
+	s.clock()
+	if len(s.buf) > 0 && !s.flush() { // the head, when it waited
+		return false
+	}
 	for {
 		select {
 		case <-until:
@@ -420,6 +433,7 @@ const maxCoalesce = 64
 // live writes the hub's frames as they come, several per write when the
 // stream is behind, skipping what replay already sent.
 func (s *stream) live() {
+	s.clock()
 	frames := s.conn.Frames()
 	for {
 		select {
@@ -522,8 +536,10 @@ func (s *stream) watch() {
 // and the hub: from now on a pump goroutine runs only while there is
 // something to write.
 func (s *stream) arm() {
-	s.ticker.Stop()
-	s.ticker = nil
+	if s.ticker != nil {
+		s.ticker.Stop()
+		s.ticker = nil
+	}
 	if s.expiryTimer != nil {
 		s.expiryTimer.Stop()
 		s.expiryTimer, s.expiry = nil, nil
