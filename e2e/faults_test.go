@@ -216,11 +216,7 @@ func TestRedisPause(t *testing.T) {
 // Producers writing to Redis directly go on meanwhile: their entries must
 // reach the streams once noticed sees Redis again.
 func TestRedisNetworkCut(t *testing.T) {
-	var proxy *faultproxy.Proxy
-	c := newClusterVia(t, func(s *redistest.Server) string {
-		proxy = faultproxy.Start(t, s.Addr())
-		return "redis://" + proxy.Addr() + "/0"
-	}, "-heartbeat", faultHeartbeat)
+	c, proxy := newProxiedCluster(t)
 	ctx, r := startFaultRun(t, c, "cut")
 	slowBefore := r.slowClosed()
 	for _, fault := range []struct {
@@ -497,11 +493,7 @@ func TestKillMidBurst(t *testing.T) {
 // them: each of those streams must be told, with a gap event (on the open
 // stream, or on the reconnect it is made to do), before what comes after.
 func TestRedisLostWhileUnreachable(t *testing.T) {
-	var proxy *faultproxy.Proxy
-	c := newClusterVia(t, func(s *redistest.Server) string {
-		proxy = faultproxy.Start(t, s.Addr())
-		return "redis://" + proxy.Addr() + "/0"
-	}, "-heartbeat", faultHeartbeat)
+	c, proxy := newProxiedCluster(t)
 	ctx, r := startFaultRun(t, c, "unseen")
 	for _, u := range r.users {
 		r.pub.xadd(ctx, u)
@@ -561,4 +553,15 @@ func TestRedisLostWhileUnreachable(t *testing.T) {
 		}
 	}
 	fmt.Printf("e2e redis-lost-while-unreachable: %d streams whose user lost an acknowledged entry; told with gap %d\n", len(r.streams), told)
+}
+
+// newProxiedCluster starts a cluster whose instances reach Redis through a
+// fault proxy, which the test stalls, drops and restores.
+func newProxiedCluster(t *testing.T) (*cluster, *faultproxy.Proxy) {
+	var proxy *faultproxy.Proxy
+	c := newClusterVia(t, func(s *redistest.Server) string {
+		proxy = faultproxy.Start(t, s.Addr())
+		return "redis://" + proxy.Addr() + "/0"
+	}, "-heartbeat", faultHeartbeat)
+	return c, proxy
 }

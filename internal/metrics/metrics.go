@@ -49,10 +49,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "noticed_events_read_total", Help: "Entries read from the backend for live fan-out (once per instance, whatever the number of streams).",
 		}),
 		GapsSent: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "noticed_gaps_sent_total", Help: "gap events sent because history after Last-Event-ID may have been lost.",
+			Name: "noticed_gaps_sent_total", Help: "gap events sent: on a replay whose history after Last-Event-ID may have been lost, or on an open stream whose user lost entries before they were read.",
 		}),
 		SlowClosed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "noticed_slow_streams_closed_total", Help: "Streams closed because their client did not keep up.",
+			Name: "noticed_slow_streams_closed_total", Help: "Streams closed because their client did not keep up (a full queue or a write past its deadline).",
 		}),
 		StreamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "noticed_streams_refused_total", Help: "Stream requests refused, by reason.",

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/sse"
@@ -196,71 +195,6 @@ func TestGapWhenHistoryWasTrimmed(t *testing.T) {
 		if ev := s.next(t); ev.Type == "gap" {
 			t.Errorf("from %s: unexpected gap", from)
 		}
-	}
-}
-
-func TestHeartbeat(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{heartbeat: 50 * time.Millisecond})
-	s := e.subscribe("gil")
-	for n := 0; n < 2; {
-		select {
-		case ev := <-s.events:
-			if ev.Comment && ev.Data == " ping" {
-				n++
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("no heartbeat")
-		}
-	}
-}
-
-func TestStalledReaderIsClosedOthersKeepReceiving(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{queueLen: 4})
-	// A stream whose client never reads its body.
-	stalledReq, _ := http.NewRequest(http.MethodGet, e.url+"/notice?token="+token(t, "hal"), nil)
-	stalled, err := http.DefaultClient.Do(stalledReq)
-	if err != nil || stalled.StatusCode != http.StatusOK {
-		t.Fatalf("stalled stream: %v %v", err, stalled)
-	}
-	defer stalled.Body.Close()
-	reader := e.subscribe("hal")
-	big := strings.Repeat("x", 32<<10)
-	for i := 0; testutil.ToFloat64(e.metrics.SlowClosed) == 0; i++ {
-		if i == 2000 {
-			t.Fatal("2000 events of 32 KiB and the stalled stream is still open")
-		}
-		id := e.mustPublish("hal", "", big)
-		if ev := reader.next(t); ev.ID != id {
-			t.Fatalf("reading stream got %s, want %s", ev.ID, id)
-		}
-	}
-	id := e.mustPublish("hal", "", "still here")
-	if ev := reader.next(t); ev.ID != id {
-		t.Fatalf("after the slow one closed: got %s, want %s", ev.ID, id)
-	}
-	waitFor(t, "the slow stream to close", func() bool { return testutil.ToFloat64(e.metrics.StreamsOpen) == 1 })
-}
-
-func TestExpiringTokenClosesStream(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	tok, err := auth.Sign(secret, "ivy", 2*time.Second, nil, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, s := e.open("token="+tok, nil)
-	if s == nil {
-		t.Fatal("refused")
-	}
-	select {
-	case err := <-s.done:
-		if err != io.EOF {
-			t.Fatalf("stream ended with %v, want EOF", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("stream with an expired token still open")
 	}
 }
 

@@ -162,8 +162,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 // instance), at a random moment within two seconds.
 func (h *Handler) comeBackSoon(w http.ResponseWriter) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
+	setStreamHeaders(hdr)
 	hdr.Set("Connection", "close")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(AppendRetry(nil, jitter(100*time.Millisecond, 1900*time.Millisecond).Milliseconds()))
@@ -173,9 +172,7 @@ func (h *Handler) comeBackSoon(w http.ResponseWriter) {
 // connection over when it can; false when the client is gone.
 func (s *stream) open(w http.ResponseWriter, r *http.Request, flushNow bool) bool {
 	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(hdr)
 	retry := jitter(s.h.opts.Retry, s.h.opts.Retry/2).Milliseconds()
 	if r.ProtoMajor == 1 && !s.h.opts.NoHijack {
 		if nc, _, err := http.NewResponseController(w).Hijack(); err == nil {
@@ -198,6 +195,13 @@ func (s *stream) open(w http.ResponseWriter, r *http.Request, flushNow bool) boo
 	w.WriteHeader(http.StatusOK)
 	s.buf = AppendRetry(s.buf, retry)
 	return s.flush()
+}
+
+// setStreamHeaders sets the headers every event stream is sent with.
+func setStreamHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no") // nginx: pass each event at once
 }
 
 // appendHead appends an HTTP/1.1 200 response head with hdr's fields.
