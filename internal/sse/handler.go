@@ -218,6 +218,7 @@ func appendHead(dst []byte, hdr http.Header) []byte {
 // when the stream must end.
 func (s *stream) begin(start notice.ID, startErr error, from notice.ID, replay bool) bool {
 	if startErr != nil {
+		headersAt := time.Now()
 		if !s.idle(s.conn.Ready(), nil) {
 			return false
 		}
@@ -225,6 +226,23 @@ func (s *stream) begin(start notice.ID, startErr error, from notice.ID, replay b
 		if start, err = s.conn.Start(s.ctx); err != nil {
 			s.end()
 			return false
+		}
+		if !replay {
+			// The headers went out before the backend answered, so entries
+			// added since then are this stream's, though they may be older
+			// than start. Redis ids are its clock's milliseconds: replay
+			// from a little before the headers (clock skew), never
+			// announcing a gap the client did not ask about.
+			since := notice.ID{Ms: uint64(max(headersAt.Add(-skewMargin).UnixMilli(), 0))}
+			if since.Less(start) {
+				s.lastSent = since
+				if !s.replayFrom(since, start, false) {
+					return false
+				}
+				if s.lastSent != since {
+					return true // the browser holds a real id
+				}
+			}
 		}
 	}
 	s.lastSent = start
@@ -380,12 +398,21 @@ func (s *stream) end() {
 // a gap event first when some after from may have been lost. It retries
 // while the store does not answer; false when the stream must end.
 func (s *stream) replay(from, upTo notice.ID) bool {
+	return s.replayFrom(from, upTo, true)
+}
+
+// skewMargin is how far before its headers a stream opened during an
+// outage replays from, for clocks of noticed and Redis that disagree.
+const skewMargin = 2 * time.Second
+
+// replayFrom is replay, with the gap check optional.
+func (s *stream) replayFrom(from, upTo notice.ID, checkGap bool) bool {
 	after, first := from, true
 	backoff := 50 * time.Millisecond
 	for first || after.Less(upTo) {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		batches, err := s.h.store.Read(ctx, []routing.Cursor{{
-			User: s.conn.User(), After: after, Count: s.h.opts.ReplayBatch, CheckGap: first,
+			User: s.conn.User(), After: after, Count: s.h.opts.ReplayBatch, CheckGap: first && checkGap,
 		}})
 		cancel()
 		if err != nil {
