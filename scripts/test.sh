@@ -52,6 +52,7 @@ fuzz ./internal/sse FuzzReader
 fuzz ./internal/auth FuzzVerify
 fuzz ./internal/server FuzzPublishBody
 fuzz ./internal/server FuzzForwardedFor
+fuzz ./internal/front FuzzFront
 fuzz ./cmd/noticed-bench FuzzParsePayload
 fuzz ./cmd/noticed-bench FuzzStreamParser
 echo "all tests passed"

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,7 +29,6 @@ type producer struct {
 	keys    []string // XADD keys
 	seq     []int64  // last sequence number per user (run's goroutine only)
 	conns   int
-	client  *http.Client
 	pubAuth string // "Bearer <publish token>" for noticed
 
 	ok       atomic.Int64 // events the server took
@@ -47,15 +49,6 @@ func newProducer(t *target, via string, users []string, conns int) (*producer, e
 		}
 		return p, nil
 	}
-	p.client = &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost: conns,
-			MaxConnsPerHost:     conns,
-			IdleConnTimeout:     time.Minute,
-			DisableCompression:  true,
-		},
-	}
 	if t.kind == "noticed" {
 		tok, err := auth.Sign([]byte(t.secret), "noticed-bench", 24*time.Hour, []string{"publish"}, "", "")
 		if err != nil {
@@ -66,11 +59,7 @@ func newProducer(t *target, via string, users []string, conns int) (*producer, e
 	return p, nil
 }
 
-func (p *producer) close() {
-	if p.client != nil {
-		p.client.CloseIdleConnections()
-	}
-}
+func (p *producer) close() {}
 
 // plan is one stretch of publishing: at rate (0: as fast as it goes), for
 // d or until count events (whichever is given), to the users pick names
@@ -103,9 +92,11 @@ func (p *producer) run(ctx context.Context, pl plan) (int64, time.Duration) {
 		jobs = make(chan []item, p.conns)
 		for range p.conns {
 			wg.Go(func() {
+				pc := &postConn{p: p}
+				defer pc.close()
 				for batch := range jobs {
 					for _, it := range batch {
-						p.post(ctx, it, pl.phase)
+						pc.post(ctx, it, pl.phase)
 					}
 				}
 			})
@@ -170,41 +161,98 @@ func (p *producer) xadd(ctx context.Context, batch []item, phase byte) {
 	}
 }
 
-func (p *producer) post(ctx context.Context, it item, phase byte) {
-	user := p.users[it.user]
-	data := string(appendPayload(nil, user, it.seq, time.Now().UnixNano(), phase))
-	var req *http.Request
-	var err error
-	if p.t.kind == "nchan" {
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.t.base()+"/pub/"+user, strings.NewReader(data))
-		if err == nil {
-			req.Header.Set("Content-Type", "text/plain")
-		}
-	} else {
-		// User names and payloads hold nothing JSON must escape.
-		body := `{"user":"` + user + `","data":"` + data + `"}`
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, p.t.base()+"/notice", strings.NewReader(body))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", p.pubAuth)
-		}
+// postConn is one keep-alive connection a producer POSTs over, one
+// request at a time, as a backend's HTTP client would. It is written by
+// hand (a prepared request head, the response read with
+// http.ReadResponse) rather than through http.Client, whose per-request
+// goroutine hand-offs and allocations cost this process about as much
+// CPU as the server spends answering, on the cores the two share.
+type postConn struct {
+	p    *producer
+	c    net.Conn
+	br   *bufio.Reader
+	buf  []byte // the request
+	body []byte
+}
+
+func (pc *postConn) close() {
+	if pc.c != nil {
+		pc.c.Close()
+		pc.c = nil
 	}
-	if err != nil {
-		p.fail(err)
+}
+
+// post publishes one event, stamped as it is written. A failed request
+// is not retried (it may have been applied); the connection is replaced
+// for the next one.
+func (pc *postConn) post(ctx context.Context, it item, phase byte) {
+	p := pc.p
+	if pc.c == nil {
+		d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
+		c, err := d.DialContext(ctx, "tcp", p.t.host)
+		if err != nil {
+			p.fail(fmt.Errorf("POST: connect: %w", simplifyNetErr(err)))
+			return
+		}
+		pc.c, pc.br = c, bufio.NewReaderSize(c, 1024)
+	}
+	user := p.users[it.user]
+	// The body first (stamped now), then the head that gives its length.
+	body := pc.body[:0]
+	var path, ctype string
+	if p.t.kind == "nchan" {
+		path, ctype = "/pub/"+user, "text/plain"
+		body = appendPayload(body, user, it.seq, time.Now().UnixNano(), phase)
+	} else {
+		path, ctype = "/notice", "application/json"
+		// User names and payloads hold nothing JSON must escape.
+		body = append(body, `{"user":"`...)
+		body = append(body, user...)
+		body = append(body, `","data":"`...)
+		body = appendPayload(body, user, it.seq, time.Now().UnixNano(), phase)
+		body = append(body, `"}`...)
+	}
+	b := append(pc.buf[:0], "POST "...)
+	b = append(b, path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, p.t.host...)
+	if p.pubAuth != "" {
+		b = append(b, "\r\nAuthorization: "...)
+		b = append(b, p.pubAuth...)
+	}
+	b = append(b, "\r\nContent-Type: "...)
+	b = append(b, ctype...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	pc.body = body
+	pc.buf = b
+	_ = pc.c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := pc.c.Write(b); err != nil {
+		p.fail(fmt.Errorf("POST: %w", simplifyNetErr(err)))
+		pc.close()
 		return
 	}
-	resp, err := p.client.Do(req)
+	resp, err := http.ReadResponse(pc.br, nil)
 	if err != nil {
 		p.fail(fmt.Errorf("POST: %w", simplifyNetErr(err)))
+		pc.close()
 		return
 	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body) // keep the connection in step
+	}
 	resp.Body.Close()
+	if err != nil || resp.Close {
+		pc.close()
+	}
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated, http.StatusAccepted:
 		p.ok.Add(1)
 	default:
-		p.fail(fmt.Errorf("POST: status %d %s", resp.StatusCode, strings.TrimSpace(string(b))))
+		p.fail(fmt.Errorf("POST: status %d %s", resp.StatusCode, strings.TrimSpace(string(answer))))
 	}
 }
 

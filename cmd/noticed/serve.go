@@ -23,6 +23,7 @@ import (
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/demo"
+	"github.com/noticed/noticed/internal/front"
 	"github.com/noticed/noticed/internal/memstore"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/redisstore"
@@ -132,6 +133,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srv := newHTTPServer(&c, handler, log)
+	fl := newFront(ln, &c, handler, log)
 	if c.DebugAddr != "" {
 		stop, err := serveDebug(c.DebugAddr, log)
 		if err != nil {
@@ -147,7 +149,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("noticed listening", "addr", ln.Addr().String(), "backend", backendName(&c), "max_conns", maxConns(c.MaxConns))
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(fl) }()
 	select {
 	case err := <-served:
 		hub.Close()
@@ -165,7 +167,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hub.Close()
 	err = <-shut
 	if err == nil {
-		// Shutdown does not wait for the streams taken over from net/http.
+		// Shutdown waits for neither the stream requests front serves nor
+		// the streams taken over from net/http.
+		err = fl.Wait(drainCtx)
+	}
+	if err == nil {
 		err = streams.Wait(drainCtx)
 	}
 	if err != nil {
@@ -192,6 +198,19 @@ func newHTTPServer(c *Config, h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// newFront puts front ahead of the http.Server on ln: it serves new event
+// streams over HTTP/1.x itself, with the server's limits, and hands every
+// other connection to the server.
+func newFront(ln net.Listener, c *Config, h http.Handler, log *slog.Logger) *front.Listener {
+	return front.Listen(ln, front.Options{
+		Path:              "/notice",
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		Logger:            log,
+	})
 }
 
 // reloadKeys re-reads -jwt-key-file on SIGHUP. Requests after it use the

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -37,16 +38,59 @@ type Verifier struct {
 	fromFile   bool
 	issuer     string
 	maxUserLen int
+	leeway     time.Duration
 	opts       []jwt.ParserOption // without the algorithms, which come with the keys
 	keys       atomic.Pointer[keySet]
 }
 
 // keySet is the keys in force and a parser limited to their algorithms.
-// It is never changed once made: a reload makes a new one.
+// It is never changed once made (but for its cache): a reload makes a new
+// one, and so starts with an empty cache.
 type keySet struct {
 	keys    []key
 	methods []string
 	parser  *jwt.Parser
+	cache   verified
+}
+
+// verified remembers the claims of tokens recently verified with a key
+// set, so that the same token presented again (a producer's every POST, a
+// browser's reconnect) skips decoding and the signature check. Only
+// tokens that passed are kept; their exp is checked again on every use.
+// Bounded: past maxCached, an arbitrary entry makes room.
+type verified struct {
+	mu sync.Mutex
+	m  map[string]Claims
+}
+
+const (
+	maxCached      = 4096
+	maxCachedToken = 2048 // longer tokens are verified every time
+)
+
+func (c *verified) get(token string) (Claims, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.m[token]
+	return cl, ok
+}
+
+func (c *verified) put(token string, cl Claims) {
+	if len(token) > maxCachedToken {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]Claims)
+	}
+	if len(c.m) >= maxCached {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[token] = cl
 }
 
 // NewVerifier returns a Verifier for cfg. Exactly one of Secret and
@@ -63,7 +107,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.MaxUserLen < 0 {
 		return nil, errors.New("auth: the longest user id must not be negative")
 	}
-	v := &Verifier{fromFile: hasKey, issuer: cfg.Issuer, maxUserLen: cfg.MaxUserLen}
+	v := &Verifier{fromFile: hasKey, issuer: cfg.Issuer, maxUserLen: cfg.MaxUserLen, leeway: cfg.Leeway}
 	// exp is deliberately not required: long-lived service tokens are a
 	// choice the issuer makes. jwt still enforces exp and nbf when present.
 	v.opts = []jwt.ParserOption{jwt.WithLeeway(cfg.Leeway)}
@@ -141,6 +185,9 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxTokenLen)
 	}
 	ks := v.keys.Load()
+	if c, ok := ks.cache.get(token); ok && (c.ExpiresAt.IsZero() || time.Now().Before(c.ExpiresAt.Add(v.leeway))) {
+		return &c, nil
+	}
 	var tc tokenClaims
 	parsed, err := ks.parser.ParseWithClaims(token, &tc, ks.keyFunc)
 	if err != nil {
@@ -162,6 +209,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if tc.ExpiresAt != nil {
 		c.ExpiresAt = tc.ExpiresAt.Time
 	}
+	ks.cache.put(token, *c)
 	return c, nil
 }
 

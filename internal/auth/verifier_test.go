@@ -191,3 +191,27 @@ func TestReason(t *testing.T) {
 		}
 	}
 }
+
+// A token verified once is remembered, but not past its exp: the same
+// token presented after it expired is refused, as it was never cached.
+func TestRememberedTokenStillExpires(t *testing.T) {
+	t.Parallel()
+	v, err := NewVerifier(Config{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Second).Truncate(time.Second).Add(time.Second)
+	tok := hs256(t, jwt.MapClaims{"sub": "42", "exp": exp.Unix()})
+	for range 3 {
+		c, err := v.Verify(tok)
+		if err != nil || c.Subject != "42" || !c.ExpiresAt.Equal(exp) {
+			t.Fatalf("Verify = %+v, %v", c, err)
+		}
+	}
+	for !time.Now().After(exp) {
+		time.Sleep(20 * time.Millisecond) // the clock must pass exp
+	}
+	if _, err := v.Verify(tok); !errors.Is(err, ErrExpired) {
+		t.Fatalf("Verify after exp = %v, want ErrExpired", err)
+	}
+}

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -9,44 +10,155 @@ import (
 	"github.com/noticed/noticed/internal/routing"
 )
 
+// Appends that arrive together (concurrent POSTs) go to Redis together:
+// while maxAppendsInFlight pipelines are under way, new Appends queue, and
+// the next pipeline takes the whole queue. A lone Append is sent at once,
+// so coalescing costs nothing when there is nothing to coalesce; under
+// load it saves a round trip, its system calls and Redis's per-call I/O
+// for every Append but the first of a batch.
+const (
+	maxAppendsInFlight = 2
+	// maxAppendBatch bounds the messages of one pipeline.
+	maxAppendBatch = 1024
+)
+
+// appendReq is one Append waiting for its pipeline.
+type appendReq struct {
+	msgs []routing.Message
+	ids  []notice.ID
+	err  error
+	done chan struct{}
+}
+
+// appender is the queue of Appends waiting for a pipeline.
+type appender struct {
+	mu      sync.Mutex
+	queue   []*appendReq
+	sending int // pipelines under way
+}
+
 // Append adds each message to its user's stream and refreshes the key's
-// time to live, all in one pipelined round trip, and returns the new ids
-// in the messages' order.
+// time to live, in one pipelined round trip shared with whatever other
+// Appends are waiting, and returns the new ids in the messages' order.
 //
 // No retry: an XADD whose reply was lost may have been applied, and trying
-// it again would deliver the event twice.
+// it again would deliver the event twice. For the same reason an Append
+// whose ctx ends while it waits returns ctx's error, though its entries
+// may still be added.
 func (s *Store) Append(ctx context.Context, msgs []routing.Message) ([]notice.ID, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
+	r := &appendReq{msgs: msgs, done: make(chan struct{})}
+	a := &s.appends
+	a.mu.Lock()
+	if a.sending < maxAppendsInFlight {
+		a.sending++
+		batch := append(a.take(), r)
+		a.mu.Unlock()
+		s.sendAppends(batch)
+	} else {
+		a.queue = append(a.queue, r)
+		a.mu.Unlock()
+	}
+	select {
+	case <-r.done:
+		return r.ids, r.err
+	case <-ctx.Done():
+		return nil, s.fail("append", ctx.Err())
+	}
+}
+
+// take removes up to maxAppendBatch messages' worth of requests from the
+// head of the queue (at least one). The caller holds a.mu.
+func (a *appender) take() []*appendReq {
+	n, msgs := 0, 0
+	for n < len(a.queue) && (n == 0 || msgs+len(a.queue[n].msgs) <= maxAppendBatch) {
+		msgs += len(a.queue[n].msgs)
+		n++
+	}
+	batch := make([]*appendReq, n, n+1)
+	copy(batch, a.queue)
+	rest := copy(a.queue, a.queue[n:])
+	clear(a.queue[rest:])
+	a.queue = a.queue[:rest]
+	return batch
+}
+
+// sendAppends sends batch and answers it, then passes on to a goroutine
+// of its own whatever queued meanwhile: the caller's answer does not wait
+// for other requests'.
+func (s *Store) sendAppends(batch []*appendReq) {
+	s.pipelineAppends(batch)
+	a := &s.appends
+	a.mu.Lock()
+	if len(a.queue) == 0 {
+		a.sending--
+		a.mu.Unlock()
+		return
+	}
+	next := a.take()
+	a.mu.Unlock()
+	go s.sendAppends(next)
+}
+
+// pipelineAppends runs one pipeline of XADD (and PEXPIRE) for every
+// message of batch. Each request gets its own commands' outcome: one
+// refused XADD (a key of the wrong type) fails its request only; a lost
+// connection fails them all.
+func (s *Store) pipelineAppends(batch []*appendReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
 	pipe := s.rdb.Pipeline()
-	adds := make([]*redis.StringCmd, len(msgs))
-	for i, m := range msgs {
-		key := s.key(m.User)
-		values := make([]any, 0, 4)
-		if m.Event != "" {
-			values = append(values, "event", m.Event)
-		}
-		values = append(values, "data", m.Data)
-		args := &redis.XAddArgs{Stream: key, ID: "*", Values: values}
-		if s.maxLen > 0 {
-			args.MaxLen, args.Approx = s.maxLen, true
-		}
-		adds[i] = pipe.XAdd(ctx, args)
-		if s.ttl > 0 {
-			pipe.PExpire(ctx, key, s.ttl)
+	type cmds struct {
+		add *redis.StringCmd
+		exp *redis.BoolCmd
+	}
+	var all []cmds
+	for _, r := range batch {
+		for _, m := range r.msgs {
+			key := s.key(m.User)
+			values := make([]any, 0, 4)
+			if m.Event != "" {
+				values = append(values, "event", m.Event)
+			}
+			values = append(values, "data", m.Data)
+			args := &redis.XAddArgs{Stream: key, ID: "*", Values: values}
+			if s.maxLen > 0 {
+				args.MaxLen, args.Approx = s.maxLen, true
+			}
+			c := cmds{add: pipe.XAdd(ctx, args)}
+			if s.ttl > 0 {
+				c.exp = pipe.PExpire(ctx, key, s.ttl)
+			}
+			all = append(all, c)
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, s.fail("append", err)
-	}
-	ids := make([]notice.ID, len(msgs))
-	for i, c := range adds {
-		id, err := parseID(c.Val())
-		if err != nil {
-			return nil, err
+	_, _ = pipe.Exec(ctx) // each command holds its own error
+	i := 0
+	for _, r := range batch {
+		r.ids = make([]notice.ID, len(r.msgs))
+		for j := range r.msgs {
+			c := all[i]
+			i++
+			if r.err != nil {
+				continue
+			}
+			err := c.add.Err()
+			if err == nil && c.exp != nil {
+				err = c.exp.Err()
+			}
+			if err != nil {
+				r.err = s.fail("append", err)
+				continue
+			}
+			if r.ids[j], err = parseID(c.add.Val()); err != nil {
+				r.err = err
+			}
 		}
-		ids[i] = id
+		if r.err != nil {
+			r.ids = nil
+		}
+		close(r.done)
 	}
-	return ids, nil
 }

@@ -77,6 +77,8 @@ type Store struct {
 	followed sync.Map
 	gen      atomic.Uint64
 
+	appends appender
+
 	mu       sync.Mutex
 	notifier routing.Notifier
 	pending  map[string]*pendingOp // by channel: the oldest unconfirmed
