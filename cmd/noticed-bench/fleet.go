@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -87,18 +87,18 @@ type fleetAPI interface {
 	finish(ctx context.Context) (fleetReport, error)
 }
 
-// fleet runs a process's streams, one goroutine each.
+// fleet runs a process's streams on a few event loops (loop_linux.go).
 type fleet struct {
 	spec    fleetSpec
 	streams []*streamClient
-	sem     chan struct{}
+	loops   []*loop
 	ctx     context.Context
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the loops
 	started bool
 
 	received, dups, misrouted, bad, gaps, unexpected, churned atomic.Int64
-	connected                                                 atomic.Int64
+	connected                                                 atomic.Int64 // sockets: connecting or connected
 	opened                                                    atomic.Int64
 	allOpened                                                 chan struct{}
 
@@ -108,7 +108,6 @@ type fleet struct {
 	mu        sync.Mutex
 	lat       hist
 	failures  map[string]int64
-	resume    chan struct{} // closed by reconnect; nil unless dropped
 	stopChurn chan struct{}
 }
 
@@ -155,14 +154,11 @@ func newFleet(spec fleetSpec) (*fleet, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fleet{spec: spec, ctx: ctx, cancel: cancel, allOpened: make(chan struct{}), failures: map[string]int64{}}
-	if spec.InFlight > 0 {
-		f.sem = make(chan struct{}, spec.InFlight)
-	}
 	tokens := map[int]string{}
 	for i := spec.Lo; i < spec.Hi; i++ {
 		u := i % spec.Users
 		name := userName(spec.UserPrefix, u)
-		s := &streamClient{f: f, user: []byte(name)}
+		s := &streamClient{f: f, user: []byte(name), fd: -1, backoff: 100 * time.Millisecond}
 		switch spec.Kind {
 		case "nchan":
 			s.target = "/sub/" + name
@@ -180,7 +176,7 @@ func newFleet(spec fleetSpec) (*fleet, error) {
 			s.target = "/notice?token=" + tok
 		}
 		if spec.Sources > 1 {
-			s.src = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%spec.Sources))}
+			s.src = netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i%spec.Sources)})
 		}
 		f.streams = append(f.streams, s)
 	}
@@ -190,9 +186,8 @@ func newFleet(spec fleetSpec) (*fleet, error) {
 func (f *fleet) open(ctx context.Context, timeout time.Duration) (openReport, error) {
 	if !f.started {
 		f.started = true
-		for _, s := range f.streams {
-			f.wg.Add(1)
-			go s.run()
+		if err := f.startLoops(); err != nil {
+			return openReport{}, err
 		}
 	}
 	t := time.NewTimer(timeout)
@@ -206,7 +201,8 @@ func (f *fleet) open(ctx context.Context, timeout time.Duration) (openReport, er
 	return openReport{Opened: f.opened.Load(), Streams: len(f.streams), Failures: f.failureCounts()}, nil
 }
 
-// streamOpened is called by a stream each time it gets its first line.
+// streamOpened is called on a stream's loop each time it gets its first
+// line.
 func (f *fleet) streamOpened(s *streamClient) {
 	if !s.opened {
 		s.opened = true
@@ -251,28 +247,15 @@ func (f *fleet) recordLatency(d time.Duration) {
 
 func (f *fleet) stormState() *storm { return f.storm.Load() }
 
-// resumeChan is what a dropped stream waits on; nil when not dropped.
-func (f *fleet) resumeChan() chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.resume
-}
-
 func (f *fleet) status(context.Context) (fleetStatus, error) {
 	return fleetStatus{Received: f.received.Load(), Connected: f.connected.Load()}, nil
 }
 
 func (f *fleet) drop(ctx context.Context) error {
-	f.mu.Lock()
-	if f.resume == nil {
-		f.resume = make(chan struct{})
-	}
-	f.mu.Unlock()
+	// Set first, so that no stream starts a connection once its loop has
+	// closed them all.
 	f.dropped.Store(true)
-	for _, s := range f.streams {
-		s.closeConn(false)
-	}
-	// Every stream's goroutine notices its closed connection.
+	f.tellLoops(cmdDrop)
 	for f.connected.Load() > 0 {
 		select {
 		case <-ctx.Done():
@@ -287,12 +270,7 @@ func (f *fleet) reconnect(ctx context.Context, expect int64, timeout time.Durati
 	st := &storm{expect: expect, start: time.Now(), n: int64(len(f.streams)), done: make(chan struct{})}
 	f.storm.Store(st)
 	f.dropped.Store(false)
-	f.mu.Lock()
-	if f.resume != nil {
-		close(f.resume)
-		f.resume = nil
-	}
-	f.mu.Unlock()
+	f.tellLoops(cmdResume)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -345,7 +323,7 @@ func (f *fleet) churnLoop(perSecond float64, stop chan struct{}) {
 		}
 		due := int64(time.Since(start).Seconds() * perSecond)
 		for ; done < due; done++ {
-			f.streams[rand.N(len(f.streams))].closeConn(true)
+			f.streams[rand.N(len(f.streams))].bounce()
 		}
 	}
 }
@@ -353,9 +331,7 @@ func (f *fleet) churnLoop(perSecond float64, stop chan struct{}) {
 func (f *fleet) finish(context.Context) (fleetReport, error) {
 	_ = f.churn(context.Background(), 0)
 	f.cancel()
-	for _, s := range f.streams {
-		s.closeConn(false)
-	}
+	f.tellLoops(cmdStop)
 	f.wg.Wait()
 	failures := f.failureCounts()
 	f.mu.Lock()

@@ -1,25 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"strings"
-	"sync"
+	"net/netip"
 	"time"
 )
 
 const (
-	// headerBuf reads a response's status line and headers; the body is
-	// read through it too when the response is close-delimited, and through
-	// a second bodyBuf when it is chunked.
-	headerBuf = 1024
-	bodyBuf   = 2048
 	// maxLine bounds one line of an event stream (a long replayed gap
 	// event at most; the benchmark's own events are under 100 bytes).
 	maxLine = 1 << 20
@@ -31,17 +23,29 @@ const (
 )
 
 // streamClient is one EventSource-like stream: a raw TCP connection with a
-// hand-written GET, the response read with http.ReadResponse, and the
-// event stream parsed line by line without allocating per event. One
-// goroutine runs it for the whole run, reconnecting with Last-Event-ID as
-// a browser would.
+// hand-written GET, the response read by respReader, and the event stream
+// parsed line by line without allocating per event. It has no goroutine:
+// one of the fleet's event loops (loop_linux.go) owns it for the whole
+// run, connecting, reading and reconnecting with Last-Event-ID as a
+// browser would.
 type streamClient struct {
 	f      *fleet
+	loop   *loop
 	user   []byte
-	target string // request target: "/notice?token=..." or "/sub/<user>"
-	src    *net.TCPAddr
+	target string     // request target: "/notice?token=..." or "/sub/<user>"
+	src    netip.Addr // the source address to bind, when valid
 
-	// Only the stream's goroutine touches these.
+	// Only the owning loop's goroutine touches the rest.
+	idx      int32  // in loop.streams
+	fd       int32  // the connection's socket; -1 when none
+	gen      uint32 // counts connections, so that a closed one's events are known stale
+	phase    uint8
+	holding  bool  // holds one of the loop's in-flight slots
+	deadline int64 // loop clock: the end of openWait, or of idleLimit once open
+	backoff  time.Duration
+	out      []byte // the request's unsent rest, rarely any
+	resp     respReader
+
 	lastID []byte // the browser's "last event ID"
 	seen   seqSet
 	got    int64 // distinct events received
@@ -50,11 +54,6 @@ type streamClient struct {
 	back   bool  // has been open since the storm's reconnect
 	data   []byte
 	typ    []byte
-	long   []byte
-
-	mu       sync.Mutex // guards conn and bouncing, which churn and drop use
-	conn     net.Conn
-	bouncing bool
 }
 
 // statusError is a refused open: a status other than 200.
@@ -70,130 +69,11 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("status %d %s", e.code, e.body)
 }
 
-// errDropped ends a session the fleet dropped while it was connecting.
-var errDropped = errors.New("dropped")
-
-// run keeps the stream open until the fleet stops: it reconnects at once
-// after churn, waits while the fleet is dropped, and after any other end
-// (the server closed it, or refused it) tries again after a short backoff.
-func (s *streamClient) run() {
-	f := s.f
-	defer f.wg.Done()
-	backoff := 100 * time.Millisecond
-	for {
-		if f.ctx.Err() != nil {
-			return
-		}
-		if resume := f.resumeChan(); resume != nil {
-			select {
-			case <-resume:
-			case <-f.ctx.Done():
-				return
-			}
-			continue
-		}
-		opened, err := s.session()
-		bounced := s.endSession()
-		switch {
-		case f.ctx.Err() != nil:
-			return
-		case bounced:
-			f.churned.Add(1)
-			continue
-		case f.dropped.Load():
-			continue
-		case opened:
-			// The server, or something between, ended an open stream.
-			f.unexpected.Add(1)
-			backoff = 100 * time.Millisecond
-		default:
-			f.openFailed(err)
-			backoff = min(backoff*2, 2*time.Second)
-		}
-		select {
-		case <-time.After(backoff/2 + time.Duration(rng(int64(backoff/2)))):
-		case <-f.ctx.Done():
-			return
-		}
-	}
-}
-
-// session connects, reads the headers and the first line (the stream is
-// then open), and reads events until the connection ends. opened says
-// whether it got that far.
-func (s *streamClient) session() (opened bool, err error) {
-	f := s.f
-	if f.sem != nil {
-		select {
-		case f.sem <- struct{}{}:
-		case <-f.ctx.Done():
-			return false, f.ctx.Err()
-		}
-	}
-	holding := f.sem != nil
-	release := func() {
-		if holding {
-			holding = false
-			<-f.sem
-		}
-	}
-	defer release()
-
-	d := net.Dialer{Timeout: openWait, LocalAddr: s.src}
-	conn, err := d.DialContext(f.ctx, "tcp", f.spec.Host)
-	if err != nil {
-		return false, fmt.Errorf("connect: %w", simplifyNetErr(err))
-	}
-	if !s.setConn(conn) {
-		conn.Close()
-		return false, errDropped
-	}
-	_ = conn.SetDeadline(time.Now().Add(openWait))
-	if _, err := conn.Write(s.request()); err != nil {
-		return false, fmt.Errorf("send request: %w", simplifyNetErr(err))
-	}
-	br := bufio.NewReaderSize(conn, headerBuf)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return false, fmt.Errorf("read headers: %w", simplifyNetErr(err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		return false, &statusError{code: resp.StatusCode, body: strings.TrimSpace(string(b))}
-	}
-	body := br
-	if len(resp.TransferEncoding) > 0 || resp.ContentLength >= 0 {
-		body = bufio.NewReaderSize(resp.Body, bodyBuf)
-	}
-	// Open: the headers and the first line (noticed's retry field,
-	// Nchan's ": hi" comment) have arrived.
-	line, err := s.readLine(body)
-	if err != nil {
-		return false, fmt.Errorf("read first line: %w", simplifyNetErr(err))
-	}
-	release()
-	f.streamOpened(s)
-	s.field(line)
-
-	deadline := time.Now().Add(idleLimit)
-	_ = conn.SetDeadline(deadline)
-	for {
-		line, err := s.readLine(body)
-		if err != nil {
-			return true, err
-		}
-		s.field(line)
-		// Moving the deadline costs a timer update: do it when half gone.
-		if now := time.Now(); deadline.Sub(now) < idleLimit/2 {
-			deadline = now.Add(idleLimit)
-			_ = conn.SetDeadline(deadline)
-		}
-	}
-}
-
 // request is the GET a reconnecting EventSource would send.
-func (s *streamClient) request() []byte {
-	b := make([]byte, 0, 160+len(s.target)+len(s.lastID))
+func (s *streamClient) request() []byte { return s.appendRequest(nil) }
+
+// appendRequest appends the request to b.
+func (s *streamClient) appendRequest(b []byte) []byte {
 	b = append(b, "GET "...)
 	b = append(b, s.target...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
@@ -205,32 +85,6 @@ func (s *streamClient) request() []byte {
 		b = append(b, "\r\n"...)
 	}
 	return append(b, "\r\n"...)
-}
-
-// readLine returns the next line without its LF or CRLF. It aliases the
-// reader's buffer (or s.long for a line longer than the buffer) until the
-// next call.
-func (s *streamClient) readLine(r *bufio.Reader) ([]byte, error) {
-	line, err := r.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		s.long = append(s.long[:0], line...)
-		for errors.Is(err, bufio.ErrBufferFull) && len(s.long) < maxLine {
-			line, err = r.ReadSlice('\n')
-			s.long = append(s.long, line...)
-		}
-		line = s.long
-		if err == nil && len(s.long) >= maxLine {
-			err = errors.New("line over 1 MiB")
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	line = line[:len(line)-1]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, nil
 }
 
 // field takes one line of the event stream as the HTML standard's
@@ -300,45 +154,6 @@ func (s *streamClient) dispatch(data, typ []byte) {
 		s.caught = true
 		st.caughtUp(time.Duration(now - st.start.UnixNano()))
 	}
-}
-
-// setConn records the connection so churn and drop can close it; false
-// when the fleet was dropped meanwhile.
-func (s *streamClient) setConn(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.f.dropped.Load() {
-		return false
-	}
-	s.conn = c
-	s.f.connected.Add(1)
-	return true
-}
-
-// endSession closes the connection and reports whether churn closed it.
-func (s *streamClient) endSession() (bounced bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn != nil {
-		s.conn.Close()
-		s.conn = nil
-		s.f.connected.Add(-1)
-	}
-	bounced, s.bouncing = s.bouncing, false
-	return bounced
-}
-
-// closeConn ends the current connection, if any; bounce says it is to
-// come back at once (churn).
-func (s *streamClient) closeConn(bounce bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
-		return false
-	}
-	s.bouncing = s.bouncing || bounce
-	s.conn.Close()
-	return true
 }
 
 // simplifyNetErr keeps what tells failures apart (connection refused,

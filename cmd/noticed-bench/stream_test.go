@@ -1,25 +1,30 @@
 package main
 
 import (
-	"bufio"
 	"strings"
 	"testing"
 	"time"
 )
 
-// parse feeds text to a stream client as if it came after the headers,
-// and returns the fleet's counts and the client's last event id.
+// lineFunc is a lineSink calling a function.
+type lineFunc func([]byte)
+
+func (fn lineFunc) bodyLine(line []byte) { fn(line) }
+
+// parse feeds text to a stream client as the body of a 200, close-delimited,
+// bufSize bytes at a time, and returns the fleet's counts and the client.
 func parse(_ testing.TB, text string, bufSize int) (*fleet, *streamClient) {
 	f := &fleet{failures: map[string]int64{}}
 	s := &streamClient{f: f, user: []byte("u1")}
-	r := bufio.NewReaderSize(strings.NewReader(text), bufSize)
-	for {
-		line, err := s.readLine(r)
-		if err != nil {
+	in := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + text)
+	for len(in) > 0 {
+		n := min(bufSize, len(in))
+		if err := s.resp.feed(in[:n], lineFunc(s.field)); err != nil {
 			return f, s
 		}
-		s.field(line)
+		in = in[n:]
 	}
+	return f, s
 }
 
 func TestStreamParsing(t *testing.T) {
