@@ -55,4 +55,5 @@ fuzz ./internal/server FuzzForwardedFor
 fuzz ./internal/front FuzzFront
 fuzz ./cmd/noticed-bench FuzzParsePayload
 fuzz ./cmd/noticed-bench FuzzStreamParser
+fuzz ./cmd/noticed-bench FuzzRespReader
 echo "all tests passed"

@@ -12,7 +12,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -39,14 +38,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-
-	// A stream's memory is mostly what it keeps alive; collecting when the
-	// heap has grown by half (not Go's default of doubling) keeps an
-	// instance of idle streams near 9 KiB each for little CPU. GOGC set in
-	// the environment wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
 
 	var c Config
 	fs := flag.NewFlagSet("noticed serve", flag.ContinueOnError)
