@@ -75,7 +75,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.StreamsOpen, m.StreamsOpened, m.FollowedUsers, m.EventsDelivered, m.EventsReplayed,
 		m.EventsPublished, m.EventsRead, m.GapsSent, m.SlowClosed, m.StreamsRefused,
 		m.AuthRefused, m.BackendErrors,
-		collectors.NewGoCollector(),
+		// The scheduler's latency histogram (go_sched_latencies_seconds): how
+		// long goroutines wait to run, which a busy instance's tail shows first.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsScheduler)),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
