@@ -8,32 +8,21 @@ import (
 // maxUsersPerRead bounds one batched read, so one round trip stays small.
 const maxUsersPerRead = 512
 
-// A hub woken within busyWithin of its last read waits linger before
-// reading: at thousands of events a second that batches several users per
-// read for well under a millisecond of latency.
-const (
-	busyWithin = 2 * time.Millisecond
-	linger     = 300 * time.Microsecond
-)
-
 // Run reads changed users' new entries and fans them out until Close.
 func (h *Hub) Run() {
 	defer close(h.stopped)
 	backoff := newBackoff()
-	var lastRead time.Time
 	for {
 		select {
 		case <-h.stop:
 			return
 		case <-h.wake:
 		}
-		// Busy (a read ended moments ago): let notifications gather for a
-		// moment, so that one round trip reads many users instead of one
-		// each. An idle hub reads at once.
-		if time.Since(lastRead) < busyWithin {
-			time.Sleep(linger)
-		}
-		lastRead = time.Now()
+		// No waiting for more to gather: while one read is under way the
+		// next notifications queue, and the next read takes them all. (A
+		// pause of 0.3 ms before busy reads, which Go's timers made 1.1 ms,
+		// added a millisecond to the median and saved no CPU even at
+		// 20,000 events/s.)
 		for {
 			cursors := h.takeDirty()
 			if len(cursors) == 0 {

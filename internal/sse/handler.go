@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/noticed/noticed/internal/metrics"
@@ -265,7 +266,7 @@ type stream struct {
 	ctx      context.Context
 	buf      []byte
 	lastSent notice.ID
-	wrote    bool // since the last heartbeat tick
+	wrote    atomic.Bool // since the last heartbeat tick
 	expires  time.Time
 
 	// Used while the request goroutine serves the stream.
@@ -319,7 +320,7 @@ func (s *stream) flush() bool {
 	} else {
 		s.buf = s.buf[:0]
 	}
-	s.wrote = true
+	s.wrote.Store(true)
 	if err != nil {
 		// A client that stopped reading until the write deadline passed is
 		// slow, like one that fell a queue behind.
@@ -377,13 +378,12 @@ func (s *stream) idle(until <-chan struct{}, after <-chan time.Time) bool {
 }
 
 func (s *stream) heartbeat() bool {
-	if s.wrote {
-		s.wrote = false
+	if s.wrote.Swap(false) {
 		return true
 	}
 	s.buf = append(s.buf, Ping...)
 	ok := s.flush()
-	s.wrote = false
+	s.wrote.Store(false)
 	return ok
 }
 
@@ -576,7 +576,13 @@ func (s *stream) arm() {
 		s.expiryTimer, s.expiry = nil, nil
 	}
 	s.buf = nil
-	s.hb = time.AfterFunc(s.h.opts.Heartbeat, func() { s.wake(wakeTick) })
+	// The first tick comes at a random moment within one interval, so that
+	// streams opened together (a deploy, a reconnect storm) do not tick
+	// together for ever after: ten thousand heartbeats in the same second
+	// showed in every event's latency that second. No stream goes longer
+	// than the interval without a write.
+	s.hb = time.AfterFunc(time.Hour, s.tick)
+	s.hb.Reset(jitter(s.h.opts.Heartbeat/10, s.h.opts.Heartbeat*9/10))
 	if !s.expires.IsZero() {
 		s.exp = time.AfterFunc(time.Until(s.expires), func() { s.wake(wakeEnd) })
 	}
@@ -596,6 +602,16 @@ func (s *stream) arm() {
 	}
 	s.mu.Unlock()
 	go s.pump()
+}
+
+// tick is the heartbeat timer's: a stream that wrote since the last tick
+// needs no ping, and is not woken for it.
+func (s *stream) tick() {
+	if s.wrote.Swap(false) {
+		s.hb.Reset(s.h.opts.Heartbeat)
+		return
+	}
+	s.wake(wakeTick)
 }
 
 func (s *stream) kicked() bool {
@@ -678,7 +694,7 @@ func (s *stream) pump() {
 			s.h.m.EventsDelivered.Add(float64(delivered))
 		}
 		if reason&wakeTick != 0 {
-			if !s.wrote {
+			if !s.wrote.Load() {
 				s.buf = append(getBuf(), Ping...)
 				ok := s.flush()
 				putBuf(s.buf)
@@ -688,7 +704,7 @@ func (s *stream) pump() {
 					return
 				}
 			}
-			s.wrote = false
+			s.wrote.Store(false)
 			s.hb.Reset(s.h.opts.Heartbeat)
 		}
 	}
