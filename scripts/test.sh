@@ -45,7 +45,20 @@ rm -f "$e2elog"
 
 # Each fuzz target of outside input, briefly; a longer run is
 # FUZZTIME=10m scripts/test.sh.
-fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" >/dev/null || { echo "fuzz $2 failed"; go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1"; exit 1; }; echo "fuzz $2: ok ($FUZZTIME)"; }
+# A failing input is saved under the package's testdata/fuzz/<target>, so
+# a second run replays it first and fails again. A run that fails and then
+# passes was the fuzzing engine's own trouble (a worker that stalled on a
+# loaded machine); its output is shown either way.
+fuzz() {
+  local out; out=$(mktemp)
+  if go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" >"$out" 2>&1; then
+    echo "fuzz $2: ok ($FUZZTIME)"; rm -f "$out"; return
+  fi
+  echo "fuzz $2: failed; its output:"; grep -v '^fuzz: elapsed' "$out" || true; rm -f "$out"
+  echo "fuzz $2: running it once more (a saved failing input is replayed first)"
+  go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" >/dev/null || { echo "fuzz $2 FAILED again"; exit 1; }
+  echo "fuzz $2: ok ($FUZZTIME, second run)"
+}
 fuzz ./internal/notice FuzzParseID
 fuzz ./internal/sse FuzzAppendEvent
 fuzz ./internal/sse FuzzReader
