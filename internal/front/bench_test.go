@@ -41,7 +41,7 @@ func BenchmarkStreamRequest(b *testing.B) {
 		}
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
 	})
-	l := &Listener{opts: Options{Path: "/notice", Handler: h, MaxHeaderBytes: http.DefaultMaxHeaderBytes, Logger: slog.New(slog.DiscardHandler)},
+	l := &Listener{prefix: "GET /notice", opts: Options{Path: "/notice", Handler: h, MaxHeaderBytes: http.DefaultMaxHeaderBytes, Logger: slog.New(slog.DiscardHandler)},
 		conns: make(chan net.Conn), done: make(chan struct{})}
 	c := &memConn{}
 	b.ReportAllocs()

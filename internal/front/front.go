@@ -16,7 +16,6 @@ package front
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -24,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -48,8 +48,9 @@ type Options struct {
 // Listener is a net.Listener for an http.Server: Accept returns the
 // connections that are not stream requests.
 type Listener struct {
-	ln   net.Listener
-	opts Options
+	ln     net.Listener
+	opts   Options
+	prefix string // "GET " + opts.Path
 
 	conns     chan net.Conn // for net/http
 	done      chan struct{}
@@ -69,7 +70,7 @@ func Listen(ln net.Listener, opts Options) *Listener {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Listener{ln: ln, opts: opts, conns: make(chan net.Conn), done: make(chan struct{})}
+	l := &Listener{ln: ln, opts: opts, prefix: "GET " + opts.Path, conns: make(chan net.Conn), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
 }
@@ -168,7 +169,7 @@ func (l *Listener) serveConn(c net.Conn) {
 	if l.opts.ReadHeaderTimeout > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(l.opts.ReadHeaderTimeout))
 	}
-	prefix := "GET " + l.opts.Path
+	prefix := l.prefix
 	head, err := br.Peek(len(prefix) + 1)
 	if err != nil {
 		// Gone, or silent past the header timeout, before sending as much
@@ -277,7 +278,7 @@ func validFieldName(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
 			return false
 		}
 	}
