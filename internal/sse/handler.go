@@ -320,6 +320,23 @@ func (s *stream) flush() bool {
 	} else {
 		s.buf = s.buf[:0]
 	}
+	return s.written(err)
+}
+
+// flushBatch writes a batch to the taken-over connection under a deadline,
+// in one writev; false when the client is gone.
+func (s *stream) flushBatch(b *batch) bool {
+	v := b.buffers()
+	if len(v) == 0 {
+		return true
+	}
+	_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
+	_, err := v.WriteTo(s.nc)
+	return s.written(err)
+}
+
+// written records a write's outcome; false when the client is gone.
+func (s *stream) written(err error) bool {
 	s.wrote.Store(true)
 	if err != nil {
 		// A client that stopped reading until the write deadline passed is
@@ -515,6 +532,21 @@ func (s *stream) add(f *routing.Frame) int {
 	return 1
 }
 
+// addTo is add for the pump: large frames go into the batch by reference.
+func (s *stream) addTo(b *batch, f *routing.Frame) int {
+	if f.Gap {
+		b.small = AppendGap(b.small, s.lastSent)
+		s.h.m.GapsSent.Inc()
+		return 0
+	}
+	if !s.lastSent.Less(f.ID) {
+		return 0
+	}
+	s.lastSent = f.ID
+	b.add(f.Bytes)
+	return 1
+}
+
 // jitter returns base plus a random duration up to spread.
 func jitter(base, spread time.Duration) time.Duration {
 	if spread <= 0 {
@@ -678,15 +710,14 @@ func (s *stream) pump() {
 			return
 		}
 		if n := s.conn.Queued(); n > 0 {
-			s.buf = getBuf()
+			b := getBatch()
 			delivered := 0
 			frames := s.conn.Frames()
 			for range min(n, maxCoalesce) {
-				delivered += s.add(<-frames)
+				delivered += s.addTo(b, <-frames)
 			}
-			ok := s.flush()
-			putBuf(s.buf)
-			s.buf = nil
+			ok := s.flushBatch(b)
+			putBatch(b)
 			if !ok {
 				s.finish()
 				return
@@ -695,10 +726,10 @@ func (s *stream) pump() {
 		}
 		if reason&wakeTick != 0 {
 			if !s.wrote.Load() {
-				s.buf = append(getBuf(), Ping...)
-				ok := s.flush()
-				putBuf(s.buf)
-				s.buf = nil
+				b := getBatch()
+				b.small = append(b.small, Ping...)
+				ok := s.flushBatch(b)
+				putBatch(b)
 				if !ok {
 					s.finish()
 					return
@@ -710,15 +741,55 @@ func (s *stream) pump() {
 	}
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// copyBelow is the size under which a frame is copied into a batch's
+// buffer; larger frames are written from where the hub keeps them, so a
+// stream that stops reading holds references to its queue, not a copy.
+const copyBelow = 1 << 10
 
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+// batch is one write of the pump: runs of small frames copied together,
+// large frames referenced, all sent with one writev.
+type batch struct {
+	small []byte
+	mark  int // small[:mark] is already in vec
+	vec   net.Buffers
+}
 
-func putBuf(b []byte) {
-	if cap(b) > maxKeptBuffer {
+func (b *batch) add(p []byte) {
+	if len(p) < copyBelow {
+		b.small = append(b.small, p...)
 		return
 	}
-	bufPool.Put(&b)
+	b.cut()
+	b.vec = append(b.vec, p)
+}
+
+// cut ends the current run of small frames.
+func (b *batch) cut() {
+	if len(b.small) > b.mark {
+		b.vec = append(b.vec, b.small[b.mark:len(b.small):len(b.small)])
+		b.mark = len(b.small)
+	}
+}
+
+// buffers returns what the batch writes. Appending to small after cut
+// never moves bytes an earlier run refers to: a grown buffer is a copy.
+func (b *batch) buffers() net.Buffers {
+	b.cut()
+	return b.vec
+}
+
+var batchPool = sync.Pool{New: func() any { return &batch{small: make([]byte, 0, 4096)} }}
+
+func getBatch() *batch { return batchPool.Get().(*batch) }
+
+func putBatch(b *batch) {
+	if cap(b.small) > maxKeptBuffer {
+		b.small = make([]byte, 0, 4096)
+	}
+	b.small, b.mark = b.small[:0], 0
+	clear(b.vec[:cap(b.vec)]) // the frames go back to the hub's care
+	b.vec = b.vec[:0]
+	batchPool.Put(b)
 }
 
 // track registers a hijacked stream; the first one starts the watch for
