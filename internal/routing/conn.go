@@ -56,10 +56,11 @@ func (c *Conn) Frames() <-chan *Frame { return c.frames }
 // Kicked is closed when the stream fell too far behind and must close.
 func (c *Conn) Kicked() <-chan struct{} { return c.kicked }
 
-// OnWake sets a function the hub calls, under its lock, each time it has
-// queued frames on the stream or kicked it. It must not block or call the
-// hub. A stream that has a goroutine of its own waiting on Frames needs
-// none.
+// OnWake sets a function the hub calls each time it has queued frames on
+// the stream (from its reader goroutine, outside its lock: the function
+// may write what is queued, without blocking) or kicked it (under its
+// lock). It must not block or call the hub. A stream that has a goroutine
+// of its own waiting on Frames needs none.
 func (c *Conn) OnWake(f func()) {
 	c.hub.mu.Lock()
 	c.wake = f

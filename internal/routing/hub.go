@@ -77,6 +77,8 @@ type Hub struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
+
+	woken []func() // fanOut's, reused: the streams to wake after the lock
 }
 
 // userState is where a user is in following: the hub never runs two

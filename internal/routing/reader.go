@@ -167,7 +167,19 @@ func (h *Hub) checkLagging(ctx context.Context, cursors []Cursor, batches []Batc
 // Last-Event-ID and replays from the store.
 func (h *Hub) fanOut(name string, frames []Frame, gap bool) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.queue(name, frames, gap)
+	h.mu.Unlock()
+	// Woken outside the lock: a stream may write what was queued at once.
+	for i, wake := range h.woken {
+		wake()
+		h.woken[i] = nil
+	}
+	h.woken = h.woken[:0]
+}
+
+// queue is fanOut's work under the hub's lock; it leaves the streams to
+// wake in h.woken.
+func (h *Hub) queue(name string, frames []Frame, gap bool) {
 	u := h.users[name]
 	if u == nil || u.state != ready {
 		return
@@ -200,7 +212,7 @@ func (h *Hub) fanOut(name string, frames []Frame, gap bool) {
 			}
 		}
 		if c.wake != nil {
-			c.wake()
+			h.woken = append(h.woken, c.wake)
 		}
 	}
 }

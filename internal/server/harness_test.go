@@ -38,15 +38,16 @@ type env struct {
 }
 
 type envOptions struct {
-	maxLen     int
-	queueLen   int
-	heartbeat  time.Duration
-	maxPayload int64
-	perUser    int
-	maxConns   int
-	cors       []string
-	store      routing.Store
-	noHijack   bool // serve streams on net/http's writer, as over HTTP/2
+	maxLen       int
+	queueLen     int
+	heartbeat    time.Duration
+	maxPayload   int64
+	perUser      int
+	maxConns     int
+	cors         []string
+	store        routing.Store
+	noHijack     bool          // serve streams on net/http's writer, as over HTTP/2
+	writeTimeout time.Duration // default 2s
 
 	maxUsers    int
 	maxUserLen  int
@@ -60,6 +61,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	if o.maxLen == 0 {
 		o.maxLen = 1000
+	}
+	if o.writeTimeout == 0 {
+		o.writeTimeout = 2 * time.Second
 	}
 	store := o.store
 	if store == nil {
@@ -85,7 +89,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	h := server.New(server.Config{
 		Verifier:    verifier,
 		Store:       store,
-		Streams:     sse.NewHandler(hub, store, sse.Options{Heartbeat: o.heartbeat, Metrics: m, Logger: log, WriteTimeout: 2 * time.Second, NoHijack: o.noHijack}),
+		Streams:     sse.NewHandler(hub, store, sse.Options{Heartbeat: o.heartbeat, Metrics: m, Logger: log, WriteTimeout: o.writeTimeout, NoHijack: o.noHijack}),
 		Metrics:     m,
 		Gatherer:    reg,
 		Logger:      log,

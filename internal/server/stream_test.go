@@ -1,15 +1,19 @@
 package server_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/sse"
@@ -289,5 +293,83 @@ func TestReconnectBeforeAnyEventLosesNothing(t *testing.T) {
 	s := e.subscribe("uma", "lastEventId", r.LastID())
 	if ev := s.next(t); ev.ID != missed {
 		t.Fatalf("after reconnecting: got %+v, want %s", ev, missed)
+	}
+}
+
+// A stream lives past its write deadline. Each write has one (-write-timeout)
+// and a blocked write fails when it passes, but a stream that writes again
+// long after its last write, on the hub's goroutine or its own, must not
+// trip over the deadline of the write before: it stays open, and every
+// event arrives.
+func TestStreamOutlivesItsWriteDeadlines(t *testing.T) {
+	t.Parallel()
+	const writeTimeout = 50 * time.Millisecond
+	for _, heartbeat := range []time.Duration{time.Hour, 10 * time.Millisecond} {
+		t.Run(fmt.Sprintf("heartbeat=%v", heartbeat), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{heartbeat: heartbeat, writeTimeout: writeTimeout})
+			s := e.subscribe("wes")
+			for i := range 4 {
+				id := e.mustPublish("wes", "", fmt.Sprint("event ", i))
+				if ev := s.next(t); ev.ID != id {
+					t.Fatalf("event %d: got %+v, want id %s", i, ev, id)
+				}
+				// What is under test is time passing: well past the
+				// deadline of the write just made.
+				time.Sleep(3 * writeTimeout)
+			}
+			if got := testutil.ToFloat64(e.metrics.StreamsOpened); got != 1 {
+				t.Errorf("%v streams opened; want the one, never dropped", got)
+			}
+		})
+	}
+}
+
+// A client that stops reading while large events pile up, then reads
+// again, gets each of them whole and in order: a write the socket takes
+// only part of is finished before anything else is written.
+func TestLargeEventsToAClientThatReadsLate(t *testing.T) {
+	t.Parallel()
+	// More than the kernel's socket buffers hold (4 MiB at most on this
+	// side), in fewer events than the queue's 64, so never closed as slow.
+	const events, size = 48, 192 << 10
+	// A write that waits past -write-timeout would close the stream: not
+	// what is tested here.
+	e := newEnv(t, envOptions{maxPayload: 256 << 10, writeTimeout: time.Minute})
+	u, _ := url.Parse(e.url)
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	nc, err := d.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "GET /notice?token=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n\r\n", token(t, "lara"), u.Host)
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /notice: %v %v", resp, err)
+	}
+	waitFor(t, "the stream to be followed", func() bool { return e.hub.Followed() == 1 })
+	var ids []string
+	for i := range events {
+		ids = append(ids, e.mustPublish("lara", "", strings.Repeat(string(rune('a'+i%26)), size)))
+	}
+	r := sse.NewReader(resp.Body)
+	for i, id := range ids {
+		ev, err := r.Next()
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if want := strings.Repeat(string(rune('a'+i%26)), size); ev.ID != id || ev.Data != want {
+			t.Fatalf("event %d: id %s, %d bytes of data; want id %s and its %d bytes", i, ev.ID, len(ev.Data), id, size)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/noticed/noticed/internal/metrics"
@@ -181,6 +182,9 @@ func (s *stream) open(w http.ResponseWriter, r *http.Request, flushNow bool) boo
 			// stream; what net/http buffered of them is dropped with it.
 			_ = nc.SetDeadline(time.Time{})
 			s.nc = nc
+			if sc, ok := nc.(syscall.Conn); ok {
+				s.raw, _ = sc.SyscallConn()
+			}
 			s.ctx, s.cancel = context.WithCancel(context.Background())
 			s.h.track(s)
 			go s.watch()
@@ -280,6 +284,9 @@ type stream struct {
 
 	// Hijacked path: the connection, and what wakes the pump.
 	nc     net.Conn
+	raw    syscall.RawConn // nc's, for writes that must not block; nil if it has none
+	held   *batch          // what a write on the hub's goroutine left for the pump
+	heldN  int             // events in held
 	cancel context.CancelFunc
 	hb     *time.Timer // heartbeat, once armed
 	exp    *time.Timer // token expiry, once armed
@@ -306,6 +313,9 @@ func (s *stream) flush() bool {
 	if s.nc != nil {
 		_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
 		_, err = s.nc.Write(s.buf)
+		// Writes on the hub's goroutine never wait, and a deadline left
+		// behind would fail them once it passed.
+		_ = s.nc.SetWriteDeadline(time.Time{})
 	} else {
 		_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
 		if _, err = s.w.Write(s.buf); err == nil {
@@ -332,6 +342,7 @@ func (s *stream) flushBatch(b *batch) bool {
 	}
 	_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
 	_, err := v.WriteTo(s.nc)
+	_ = s.nc.SetWriteDeadline(time.Time{}) // as in flush
 	return s.written(err)
 }
 
@@ -580,6 +591,7 @@ func (s *stream) finish() {
 		s.h.untrack(s)
 	}
 	s.buf = nil
+	s.held = nil
 }
 
 // watch waits for the client of a hijacked stream to leave. It is the one
@@ -655,14 +667,90 @@ func (s *stream) kicked() bool {
 	}
 }
 
-// hubWake is called by the hub, under its lock, after it queued frames on
-// the stream or kicked it.
+// hubWake is called by the hub after it queued frames on the stream (on
+// its reader goroutine, outside its lock) or kicked it (under its lock).
+// A stream with nothing else to do writes the frames at once, on the
+// hub's goroutine, as far as the socket takes them without blocking: no
+// goroutine is started and scheduled per event. A pump takes over only
+// what the socket did not take, and any other work.
 func (s *stream) hubWake() {
 	if s.kicked() {
 		s.wake(wakeGone)
 		return
 	}
-	s.wake(0)
+	s.mu.Lock()
+	if s.done || s.running {
+		s.mu.Unlock()
+		return // a running pump sees the queue before it stops
+	}
+	s.running = true
+	now := s.pend == 0 && s.raw != nil
+	s.mu.Unlock()
+	if now && s.writeNow() {
+		s.mu.Lock()
+		if s.pend == 0 && s.conn.Queued() == 0 && !s.kicked() {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+	go s.pump()
+}
+
+// writeNow writes what is queued without blocking; true when all of it
+// went out. What the socket did not take is held for the pump, which
+// writes it before anything else.
+func (s *stream) writeNow() bool {
+	b := getBatch()
+	delivered := 0
+	frames := s.conn.Frames()
+	for range min(s.conn.Queued(), maxCoalesce) {
+		delivered += s.addTo(b, <-frames)
+	}
+	v := b.buffers()
+	total := 0
+	for _, p := range v {
+		total += len(p)
+	}
+	if total == 0 {
+		putBatch(b)
+		return true
+	}
+	n, err := writeNonBlocking(s.raw, v)
+	switch {
+	case err == nil && n == total:
+		putBatch(b)
+		s.wrote.Store(true)
+		s.h.m.EventsDelivered.Add(float64(delivered))
+		return true
+	case err == nil || errors.Is(err, errWouldBlock):
+		if n > 0 {
+			s.wrote.Store(true)
+		}
+		b.vec = consume(b.vec, n)
+		s.held, s.heldN = b, delivered
+		return false
+	default: // the client is gone
+		putBatch(b)
+		s.mu.Lock()
+		s.pend |= wakeGone
+		s.mu.Unlock()
+		return false
+	}
+}
+
+// consume drops the first n bytes of v.
+func consume(v net.Buffers, n int) net.Buffers {
+	for len(v) > 0 && n >= len(v[0]) {
+		n -= len(v[0])
+		v[0] = nil
+		v = v[1:]
+	}
+	if len(v) > 0 {
+		v[0] = v[0][n:]
+	}
+	return v
 }
 
 // wake makes sure a pump handles the stream's queue and reasons. A client
@@ -694,7 +782,7 @@ func (s *stream) pump() {
 		s.mu.Lock()
 		reason := s.pend
 		s.pend = 0
-		if reason == 0 && s.conn.Queued() == 0 && !s.kicked() {
+		if reason == 0 && s.held == nil && s.conn.Queued() == 0 && !s.kicked() {
 			s.running = false
 			s.mu.Unlock()
 			return
@@ -703,6 +791,18 @@ func (s *stream) pump() {
 		if reason&wakeGone != 0 || s.kicked() {
 			s.finish()
 			return
+		}
+		if b := s.held; b != nil {
+			// The rest of a write the hub's goroutine began: first, so that
+			// no frame is split by another.
+			s.held = nil
+			ok := s.flushBatch(b)
+			putBatch(b)
+			if !ok {
+				s.finish()
+				return
+			}
+			s.h.m.EventsDelivered.Add(float64(s.heldN))
 		}
 		if reason&wakeEnd != 0 {
 			s.end()
