@@ -15,7 +15,7 @@ type Conn struct {
 	ready  chan struct{} // closed when start is known
 	start  notice.ID     // entries above start arrive on frames
 	frames chan *Frame
-	wake   func() // called after frames are queued or the stream is kicked
+	wake   func(now bool) // called after frames are queued or the stream is kicked
 
 	kickOnce sync.Once
 	kicked   chan struct{}
@@ -57,11 +57,13 @@ func (c *Conn) Frames() <-chan *Frame { return c.frames }
 func (c *Conn) Kicked() <-chan struct{} { return c.kicked }
 
 // OnWake sets a function the hub calls each time it has queued frames on
-// the stream (from its reader goroutine, outside its lock: the function
-// may write what is queued, without blocking) or kicked it (under its
-// lock). It must not block or call the hub. A stream that has a goroutine
-// of its own waiting on Frames needs none.
-func (c *Conn) OnWake(f func()) {
+// the stream or kicked it. It must not block or call the hub. When now is
+// true the hub calls it from its reader goroutine, outside its lock, and
+// the function may write what is queued there and then, without blocking;
+// when false, the hub has spent its time for that (see InlineBudget) or
+// holds its lock, and the function should hand the work to a goroutine. A
+// stream that has a goroutine of its own waiting on Frames needs none.
+func (c *Conn) OnWake(f func(now bool)) {
 	c.hub.mu.Lock()
 	c.wake = f
 	c.hub.mu.Unlock()
@@ -96,7 +98,7 @@ func (c *Conn) close() {
 		close(c.kicked)
 		c.hub.m.SlowClosed.Inc()
 		if c.wake != nil {
-			c.wake()
+			c.wake(false)
 		}
 	})
 }

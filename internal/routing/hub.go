@@ -78,7 +78,8 @@ type Hub struct {
 	stop    chan struct{}
 	stopped chan struct{}
 
-	woken []func() // fanOut's, reused: the streams to wake after the lock
+	woken []func(bool) // fanOut's, reused: the streams to wake after the lock
+	round time.Time    // when the current read's fan-out began
 }
 
 // userState is where a user is in following: the hub never runs two

@@ -667,13 +667,13 @@ func (s *stream) kicked() bool {
 	}
 }
 
-// hubWake is called by the hub after it queued frames on the stream (on
-// its reader goroutine, outside its lock) or kicked it (under its lock).
-// A stream with nothing else to do writes the frames at once, on the
-// hub's goroutine, as far as the socket takes them without blocking: no
-// goroutine is started and scheduled per event. A pump takes over only
-// what the socket did not take, and any other work.
-func (s *stream) hubWake() {
+// hubWake is called by the hub after it queued frames on the stream or
+// kicked it. When now is set and the stream has nothing else to do, it
+// writes the frames at once, on the hub's goroutine, as far as the socket
+// takes them without blocking: no goroutine is started and scheduled per
+// event. A pump takes over what the socket did not take, any other work,
+// and the writes the hub has no time for.
+func (s *stream) hubWake(now bool) {
 	if s.kicked() {
 		s.wake(wakeGone)
 		return
@@ -684,7 +684,7 @@ func (s *stream) hubWake() {
 		return // a running pump sees the queue before it stops
 	}
 	s.running = true
-	now := s.pend == 0 && s.raw != nil
+	now = now && s.pend == 0 && s.raw != nil
 	s.mu.Unlock()
 	if now && s.writeNow() {
 		s.mu.Lock()
