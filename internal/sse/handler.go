@@ -309,22 +309,8 @@ func (s *stream) flush() bool {
 	if len(s.buf) == 0 {
 		return true
 	}
-	var err error
-	if s.nc != nil {
-		_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
-		_, err = s.nc.Write(s.buf)
-		// Writes on the hub's goroutine never wait, and a deadline left
-		// behind would fail them once it passed.
-		_ = s.nc.SetWriteDeadline(time.Time{})
-	} else {
-		_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
-		if _, err = s.w.Write(s.buf); err == nil {
-			err = s.rc.Flush()
-		}
-		// HTTP/2 resets a stream whose deadline passes even while it is
-		// idle, so the deadline covers this write only.
-		_ = s.rc.SetWriteDeadline(time.Time{})
-	}
+	one := [1][]byte{s.buf}
+	err := s.write(one[:])
 	if cap(s.buf) > maxKeptBuffer {
 		s.buf = make([]byte, 0, 512) // a large replay should not pin memory
 	} else {
@@ -333,17 +319,38 @@ func (s *stream) flush() bool {
 	return s.written(err)
 }
 
-// flushBatch writes a batch to the taken-over connection under a deadline,
-// in one writev; false when the client is gone.
+// flushBatch writes a batch; false when the client is gone.
 func (s *stream) flushBatch(b *batch) bool {
 	v := b.buffers()
 	if len(v) == 0 {
 		return true
 	}
-	_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
-	_, err := v.WriteTo(s.nc)
-	_ = s.nc.SetWriteDeadline(time.Time{}) // as in flush
-	return s.written(err)
+	return s.written(s.write(v))
+}
+
+// write sends v under a deadline that covers this write only: writes on
+// the hub's goroutine never wait, and would fail on a deadline left
+// behind once it passed; HTTP/2 resets a stream whose deadline passes
+// even while it is idle. A taken-over connection gets v in one writev.
+func (s *stream) write(v net.Buffers) error {
+	var err error
+	if s.nc != nil {
+		_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
+		_, err = v.WriteTo(s.nc)
+		_ = s.nc.SetWriteDeadline(time.Time{})
+		return err
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
+	for _, p := range v {
+		if _, err = s.w.Write(p); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	_ = s.rc.SetWriteDeadline(time.Time{})
+	return err
 }
 
 // written records a write's outcome; false when the client is gone.
@@ -511,17 +518,20 @@ func (s *stream) live() {
 				return
 			}
 		case f := <-frames:
-			n := s.add(f)
+			b := getBatch()
+			n := s.addTo(b, f)
 		more:
 			for range maxCoalesce - 1 {
 				select {
 				case f = <-frames:
-					n += s.add(f)
+					n += s.addTo(b, f)
 				default:
 					break more
 				}
 			}
-			if !s.flush() {
+			ok := s.flushBatch(b)
+			putBatch(b)
+			if !ok {
 				return
 			}
 			s.h.m.EventsDelivered.Add(float64(n))
@@ -529,21 +539,9 @@ func (s *stream) live() {
 	}
 }
 
-func (s *stream) add(f *routing.Frame) int {
-	if f.Gap {
-		s.buf = AppendGap(s.buf, s.lastSent)
-		s.h.m.GapsSent.Inc()
-		return 0
-	}
-	if !s.lastSent.Less(f.ID) {
-		return 0
-	}
-	s.lastSent = f.ID
-	s.buf = append(s.buf, f.Bytes...)
-	return 1
-}
-
-// addTo is add for the pump: large frames go into the batch by reference.
+// addTo adds what frame f means for the stream to b: a gap announcement,
+// the event (large frames by reference), or nothing when it was sent
+// already. It returns the events added.
 func (s *stream) addTo(b *batch, f *routing.Frame) int {
 	if f.Gap {
 		b.small = AppendGap(b.small, s.lastSent)
@@ -638,8 +636,14 @@ func (s *stream) arm() {
 		s.mu.Unlock()
 	default:
 	}
+	s.release()
+}
+
+// release ends its caller's hold on the stream's writing (running): the
+// stream is let go when nothing waits, or handed to a pump.
+func (s *stream) release() {
 	s.mu.Lock()
-	if s.pend == 0 && s.conn.Queued() == 0 && !s.kicked() {
+	if s.pend == 0 && s.held == nil && s.conn.Queued() == 0 && !s.kicked() {
 		s.running = false
 		s.mu.Unlock()
 		return
@@ -686,22 +690,15 @@ func (s *stream) hubWake(now bool) {
 	s.running = true
 	now = now && s.pend == 0 && s.raw != nil
 	s.mu.Unlock()
-	if now && s.writeNow() {
-		s.mu.Lock()
-		if s.pend == 0 && s.conn.Queued() == 0 && !s.kicked() {
-			s.running = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
+	if now {
+		s.writeNow()
 	}
-	go s.pump()
+	s.release()
 }
 
-// writeNow writes what is queued without blocking; true when all of it
-// went out. What the socket did not take is held for the pump, which
-// writes it before anything else.
-func (s *stream) writeNow() bool {
+// writeNow writes what is queued without blocking. What the socket did
+// not take is held for the pump, which writes it before anything else.
+func (s *stream) writeNow() {
 	b := getBatch()
 	delivered := 0
 	frames := s.conn.Frames()
@@ -715,7 +712,7 @@ func (s *stream) writeNow() bool {
 	}
 	if total == 0 {
 		putBatch(b)
-		return true
+		return
 	}
 	n, err := writeNonBlocking(s.raw, v)
 	switch {
@@ -723,20 +720,17 @@ func (s *stream) writeNow() bool {
 		putBatch(b)
 		s.wrote.Store(true)
 		s.h.m.EventsDelivered.Add(float64(delivered))
-		return true
 	case err == nil || errors.Is(err, errWouldBlock):
 		if n > 0 {
 			s.wrote.Store(true)
 		}
 		b.vec = consume(b.vec, n)
 		s.held, s.heldN = b, delivered
-		return false
 	default: // the client is gone
 		putBatch(b)
 		s.mu.Lock()
 		s.pend |= wakeGone
 		s.mu.Unlock()
-		return false
 	}
 }
 
