@@ -8,8 +8,9 @@
 #   SUITE="load memory" scripts/bench-suite.sh   only some
 #
 # Steps (SUITE): load sweep memory storm soak. Knobs: STREAMS (10000),
-# RATES (5000,10000,15000,20000), DURATION (30s), SOAK (10m), OUT (a new
-# directory under $TMPDIR or /tmp). Each step's report goes to OUT/<step>.txt,
+# RATES (5000,10000,15000,20000), DURATION (30s), SOAK (10m), SERVER_PROCS
+# (0: each server's default; N: GOMAXPROCS=N for noticed, N Nchan workers),
+# OUT (a new directory under $TMPDIR or /tmp). Each step's report goes to OUT/<step>.txt,
 # every run's row to OUT/runs.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ RATES=${RATES:-5000,10000,15000,20000}
 DURATION=${DURATION:-30s}
 SOAK=${SOAK:-10m}
 SUITE=${SUITE:-load sweep memory storm soak}
+SERVER_PROCS=${SERVER_PROCS:-0}
 OUT=${OUT:-${TMPDIR:-/tmp}/noticed-bench-$(date -u +%Y%m%d-%H%M%S)}
 
 scripts/bench-deps.sh
@@ -30,8 +32,8 @@ status=0
 
 step() {
   local name=$1; shift
-  echo "== $name: noticed-bench $*" | tee -a "$OUT/commands.txt"
-  if ! "$OUT/noticed-bench" -noticed-bin "$OUT/noticed" -csv "$csv" "$@" | tee "$OUT/$name.txt"; then
+  echo "== $name: noticed-bench -server-procs $SERVER_PROCS $*" | tee -a "$OUT/commands.txt"
+  if ! "$OUT/noticed-bench" -noticed-bin "$OUT/noticed" -server-procs "$SERVER_PROCS" -csv "$csv" "$@" | tee "$OUT/$name.txt"; then
     echo "== $name: FAILED (see $OUT/$name.txt)"
     status=1
   fi
@@ -47,8 +49,9 @@ for s in $SUITE; do
     sweep)  # (2) latency against the rate at STREAMS users
       step sweep-xadd -mode load -target noticed,nchan -streams "$STREAMS" -rate "$RATES" -duration "$DURATION" -publish xadd -post-conns 32
       step sweep-post -mode load -target noticed -streams "$STREAMS" -rate "$RATES" -duration "$DURATION" -publish post -post-conns 32 ;;
-    memory) # (3) memory with 1k, 5k, 10k idle streams, and (4) new streams per second
-      step memory -mode load -target noticed,nchan -streams 1000,5000,"$STREAMS" -rate 0 ;;
+    memory) # (3) memory with 1k, 5k, 10k idle streams, and (4) new streams per second;
+            # the floor (a bare Go server) says what the machine allows at best
+      step memory -mode load -target noticed,nchan,floor -streams 1000,5000,"$STREAMS" -rate 0 ;;
     storm)  # (5) every stream drops, 10 events behind, comes back with Last-Event-ID
       step storm -mode storm -target noticed,nchan -streams "$STREAMS" -behind 10 ;;
     soak)   # (6) steady load with churn; RSS, goroutines and open files sampled

@@ -5,7 +5,8 @@
 #                           at $STREAMS open streams (default 10000), for
 #                           noticed (per publish path) and Nchan: -mode load rows
 #   docs/bench-memory.png   server memory with the streams open and idle
-#                           against open streams, for noticed and Nchan: every
+#                           against open streams, for noticed, Nchan and the
+#                           floor (a bare Go server, -target floor): every
 #                           -mode load row (memory is measured before publishing)
 #
 # Usage: scripts/plots.sh bench.csv [outdir]
@@ -105,6 +106,7 @@ if [ -e "$tmp/mem-nchan.dat" ]; then
   mem_plots+=("'$tmp/mem-nchan.dat' using 1:2 with linespoints lw 2 pt 5 lc rgb '#d62728' title 'Nchan RSS (master + workers)'")
   mem_plots+=("'$tmp/mem-nchan.dat' using 1:3 with linespoints lw 2 pt 9 dt 2 lc rgb '#d62728' title 'Nchan PSS (shared memory counted once)'")
 fi
+[ -e "$tmp/mem-floor.dat" ] && mem_plots+=("'$tmp/mem-floor.dat' using 1:2 with linespoints lw 2 pt 3 dt 4 lc rgb '#7f7f7f' title 'floor RSS (bare Go server: no token check, no Redis)'")
 if [ ${#mem_plots[@]} -gt 0 ]; then
   gnuplot <<EOF
 set terminal pngcairo size 1000,620 font "sans,11"

@@ -32,7 +32,7 @@ type config struct {
 	seed  bool
 
 	// load, storm, soak
-	targets     []string // "noticed", "nchan"; one run each
+	targets     []string // "noticed", "nchan", "floor"; one run each
 	url         string   // a server already running: nothing is started
 	serverPIDs  []int
 	jwtSecret   string
@@ -53,8 +53,10 @@ type config struct {
 	timeout     time.Duration // 0 auto
 	noticedBin  string
 	nchanConf   string
+	serverProcs int // 0: the server's own default
 
 	worker bool
+	floor  string // -floor ADDR: serve the floor there (see floor.go)
 }
 
 const usage = `noticed-bench measures noticed under load, and Nchan beside it.
@@ -110,6 +112,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		cfg.worker = true
 		return cfg, nil
 	}
+	// The floor server, started by another noticed-bench (-target floor).
+	if len(args) == 2 && args[0] == "-floor" {
+		cfg.floor = args[1]
+		return cfg, nil
+	}
 	var users, rates, targets, streams, pids string
 	fs.StringVar(&cfg.mode, "mode", "follow", "what to measure: load, storm, soak or follow")
 	fs.StringVar(&rates, "rate", "2000", "events per second; a comma list runs each")
@@ -123,7 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&users, "users", "1000,10000,50000", "follow: followed users, comma separated; one run each")
 	fs.BoolVar(&cfg.seed, "seed", true, "follow: give every followed user one entry before following, as users with history have")
 
-	fs.StringVar(&targets, "target", "noticed", "servers to measure, comma separated: noticed, nchan")
+	fs.StringVar(&targets, "target", "noticed", "servers to measure, comma separated: noticed, nchan, floor (a bare Go server: opens and memory only)")
 	fs.StringVar(&cfg.url, "url", "", "measure the server already running here (loopback only; -target says which kind) instead of starting one")
 	fs.StringVar(&pids, "server-pid", "", "with -url: the server's process ids, comma separated (children included), for its memory and CPU")
 	fs.StringVar(&cfg.jwtSecret, "jwt-secret", "", "with -url: the noticed server's HMAC secret (default $NOTICED_JWT_SECRET)")
@@ -143,6 +150,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.csv, "csv", "", "append one row per run to this CSV `file`")
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "hard limit on the whole invocation (default: from the runs asked for)")
 	fs.StringVar(&cfg.noticedBin, "noticed-bin", "", "noticed binary to run (default: go build ./cmd/noticed)")
+	fs.IntVar(&cfg.serverProcs, "server-procs", 0, "cores a started server runs on at once: GOMAXPROCS for noticed, worker_processes for Nchan (0: their defaults, every core and deploy/nchan.conf's 2)")
 	fs.StringVar(&cfg.nchanConf, "nchan-conf", "", "Nchan config (default: deploy/nchan.conf of this repository)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -192,8 +200,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	for t := range strings.SplitSeq(targets, ",") {
 		t = strings.TrimSpace(t)
-		if t != "noticed" && t != "nchan" {
-			return config{}, fmt.Errorf("-target %q: want noticed or nchan", t)
+		if t != "noticed" && t != "nchan" && t != "floor" {
+			return config{}, fmt.Errorf("-target %q: want noticed, nchan or floor", t)
+		}
+		if t == "floor" && (cfg.mode != "load" || slices.ContainsFunc(cfg.rates, func(r float64) bool { return r != 0 })) {
+			return config{}, errors.New("-target floor has no events: it goes with -mode load -rate 0 (opens and memory)")
 		}
 		if !slices.Contains(cfg.targets, t) {
 			cfg.targets = append(cfg.targets, t)
@@ -219,6 +230,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.publish != "xadd" && cfg.publish != "post" {
 		return config{}, fmt.Errorf("-publish %q: want xadd or post", cfg.publish)
 	}
+	if cfg.serverProcs < 0 || cfg.serverProcs > 64 {
+		return config{}, errors.New("-server-procs: 0 (the server's default) to 64")
+	}
 	if cfg.postConns < 1 || cfg.inFlight < 0 || cfg.procs < 0 || cfg.sources < 0 || cfg.sources > 254 {
 		return config{}, errors.New("-post-conns must be at least 1; -in-flight, -procs and -sources not negative; -sources at most 254")
 	}
@@ -233,8 +247,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return config{}, err
 		}
 		cfg.url = strings.TrimRight(cfg.url, "/")
-		if len(cfg.targets) != 1 {
-			return config{}, errors.New("-url: give one -target, the kind of server running there")
+		if len(cfg.targets) != 1 || cfg.targets[0] == "floor" {
+			return config{}, errors.New("-url: give one -target, noticed or nchan, the kind of server running there")
 		}
 		if cfg.targets[0] == "noticed" {
 			if cfg.jwtSecret == "" {
@@ -253,6 +267,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 				return config{}, err
 			}
 			cfg.serverPIDs = counts
+		}
+		if cfg.serverProcs != 0 {
+			return config{}, errors.New("-server-procs goes with a server this tool starts, not with -url")
 		}
 	} else if pids != "" || cfg.jwtSecret != "" || cfg.redisURL != "" {
 		return config{}, errors.New("-server-pid, -jwt-secret and -redis go with -url; without it each run starts its own")

@@ -39,7 +39,9 @@ func TestParseFlagsRefuses(t *testing.T) {
 		want string
 	}{
 		{[]string{"-mode", "nope"}, "want load, storm, soak or follow"},
-		{[]string{"-mode", "load", "-target", "mercure"}, "want noticed or nchan"},
+		{[]string{"-mode", "load", "-target", "mercure"}, "want noticed, nchan or floor"},
+		{[]string{"-mode", "load", "-target", "noticed,floor", "-rate", "5000"}, "goes with -mode load -rate 0"},
+		{[]string{"-mode", "storm", "-target", "floor"}, "goes with -mode load -rate 0"},
 		{[]string{"-mode", "load", "-streams", "0"}, "not a positive count"},
 		{[]string{"-mode", "load", "-streams", "10", "-per-user", "3"}, "not a multiple"},
 		{[]string{"-mode", "soak", "-rate", "0"}, "soak needs events"},
@@ -50,6 +52,8 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"-mode", "load", "-url", "http://127.0.0.1:8000", "-publish", "post"}, "-jwt-secret"},
 		{[]string{"-mode", "load", "-url", "http://127.0.0.1:8000", "-jwt-secret", "s"}, "give -redis"},
 		{[]string{"-mode", "load", "-server-pid", "1"}, "go with -url"},
+		{[]string{"-mode", "load", "-server-procs", "-1"}, "-server-procs: 0"},
+		{[]string{"-mode", "load", "-url", "http://127.0.0.1:8000", "-jwt-secret", "s", "-redis", "redis://127.0.0.1:1", "-server-procs", "1"}, "not with -url"},
 		{[]string{"-mode", "follow", "-rate", "1,2"}, "follow takes one rate"},
 		{[]string{"-rate", "fast"}, "is not a rate"},
 		{[]string{"extra"}, "unexpected argument"},
@@ -64,7 +68,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 
 func TestRewriteNchanConf(t *testing.T) {
 	conf := "pid /tmp/nchan-bench/nginx.pid;\nlisten 127.0.0.1:8090 reuseport;\nnchan_redis_server redis://127.0.0.1:6379;\n"
-	got, err := rewriteNchanConf(conf, "127.0.0.1:4000", "127.0.0.1:5000", "/tmp/x")
+	got, err := rewriteNchanConf(conf, "127.0.0.1:4000", "127.0.0.1:5000", "/tmp/x", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +76,18 @@ func TestRewriteNchanConf(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	if _, err := rewriteNchanConf("listen 80;", "a", "b", "c"); err == nil {
+	if _, err := rewriteNchanConf("listen 80;", "a", "b", "c", 0); err == nil {
 		t.Error("a config without the lines to rewrite was accepted")
+	}
+	// -server-procs: the workers line is rewritten, and must be there.
+	got, err = rewriteNchanConf("worker_processes 2;\n"+conf, "127.0.0.1:4000", "127.0.0.1:5000", "/tmp/x", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "worker_processes 1;\n" + want; got != want {
+		t.Errorf("with procs 1: got\n%s\nwant\n%s", got, want)
+	}
+	if _, err := rewriteNchanConf(conf, "a", "b", "c", 1); err == nil {
+		t.Error("procs 1 was accepted for a config without worker_processes 2")
 	}
 }

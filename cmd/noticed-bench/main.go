@@ -40,6 +40,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "noticed-bench: %v\n", err)
 		return 2
 	}
+	if cfg.floor != "" {
+		if err := floorMain(ctx, cfg.floor); err != nil {
+			fmt.Fprintf(stderr, "noticed-bench floor: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if cfg.worker {
 		if err := workerMain(ctx, os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintf(stderr, "noticed-bench worker: %v\n", err)

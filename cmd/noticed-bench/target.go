@@ -27,7 +27,7 @@ import (
 // target is the server a run measures, and what the run needs to reach
 // it and watch it.
 type target struct {
-	kind       string // "noticed" or "nchan"
+	kind       string // "noticed", "nchan" or "floor"
 	host       string // host:port, loopback
 	pids       []int  // the server's processes (children included when read); none: no server figures
 	rdb        *redis.Client
@@ -164,7 +164,9 @@ func startTarget(ctx context.Context, cfg config, tl *tools, kind string, n int)
 	case "noticed":
 		err = startNoticed(ctx, cfg, tl.noticedBin, t, rs, n)
 	case "nchan":
-		err = startNchan(ctx, tl, t, rs)
+		err = startNchan(ctx, cfg, tl, t, rs)
+	case "floor":
+		err = startFloor(ctx, cfg, t)
 	}
 	if err != nil {
 		t.stop()
@@ -274,6 +276,9 @@ func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *re
 			"-max-conns-per-user", strconv.Itoa(max(100, 4*cfg.perUser)),
 			"-log-level", "warn")
 		cmd.Env = os.Environ()
+		if cfg.serverProcs > 0 {
+			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.serverProcs))
+		}
 		dieWithParent(cmd)
 		p, err := startProcess(cmd)
 		if err != nil {
@@ -284,6 +289,9 @@ func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *re
 			t.metricsURL = t.base() + "/metrics"
 			t.stops = append(t.stops, func() { p.stop(15*time.Second, false) })
 			t.version = "noticed (" + bin + ")"
+			if cfg.serverProcs > 0 {
+				t.version += ", GOMAXPROCS=" + strconv.Itoa(cfg.serverProcs)
+			}
 			return nil
 		}
 		p.stop(time.Second, false)
@@ -296,7 +304,7 @@ func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *re
 
 // startNchan runs nginx with the Nchan config, rewritten onto a free
 // port, the run's Redis and a directory of its own.
-func startNchan(ctx context.Context, tl *tools, t *target, rs *redisServer) error {
+func startNchan(ctx context.Context, cfg config, tl *tools, t *target, rs *redisServer) error {
 	conf, err := os.ReadFile(tl.nchanConf)
 	if err != nil {
 		return err
@@ -317,7 +325,7 @@ func startNchan(ctx context.Context, tl *tools, t *target, rs *redisServer) erro
 			return err
 		}
 		t.host = "127.0.0.1:" + strconv.Itoa(port)
-		text, err := rewriteNchanConf(string(conf), t.host, rs.addr(), dir)
+		text, err := rewriteNchanConf(string(conf), t.host, rs.addr(), dir, cfg.serverProcs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", tl.nchanConf, err)
 		}
@@ -339,6 +347,9 @@ func startNchan(ctx context.Context, tl *tools, t *target, rs *redisServer) erro
 			t.stops = append(t.stops, func() { p.stop(15*time.Second, true) })
 			out, _ := exec.Command(tl.nginxBin, "-v").CombinedOutput()
 			t.version = strings.TrimSpace(string(out)) + " with Nchan"
+			if cfg.serverProcs > 0 {
+				t.version += ", worker_processes " + strconv.Itoa(cfg.serverProcs)
+			}
 			return nil
 		}
 		errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
@@ -352,15 +363,19 @@ func startNchan(ctx context.Context, tl *tools, t *target, rs *redisServer) erro
 }
 
 // rewriteNchanConf moves deploy/nchan.conf onto the run's listen address,
-// Redis and directory. Each replacement must apply, so that an edit to the
-// file that this no longer understands fails here instead of measuring
-// something else.
-func rewriteNchanConf(conf, listen, redisAddr, dir string) (string, error) {
-	for _, r := range []struct{ old, new string }{
+// Redis and directory, and its workers to procs when procs > 0. Each
+// replacement must apply, so that an edit to the file that this no longer
+// understands fails here instead of measuring something else.
+func rewriteNchanConf(conf, listen, redisAddr, dir string, procs int) (string, error) {
+	rewrites := []struct{ old, new string }{
 		{"listen 127.0.0.1:8090", "listen " + listen},
 		{"redis://127.0.0.1:6379", "redis://" + redisAddr},
 		{"/tmp/nchan-bench", dir},
-	} {
+	}
+	if procs > 0 {
+		rewrites = append(rewrites, struct{ old, new string }{"worker_processes 2;", "worker_processes " + strconv.Itoa(procs) + ";"})
+	}
+	for _, r := range rewrites {
 		if !strings.Contains(conf, r.old) {
 			return "", fmt.Errorf("no %q to rewrite", r.old)
 		}
