@@ -44,7 +44,8 @@ step() {
 for s in $SUITE; do
   case $s in
     load)   # (1) STREAMS users × 1 stream at 5,000 events/s, through XADD and through POST
-      step load-xadd -mode load -target noticed,nchan -streams "$STREAMS" -rate 5000 -duration "$DURATION" -publish xadd
+            # (Nchan and the floor are sent POSTs)
+      step load-xadd -mode load -target noticed,nchan,floor -streams "$STREAMS" -rate 5000 -duration "$DURATION" -publish xadd
       step load-post -mode load -target noticed -streams "$STREAMS" -rate 5000 -duration "$DURATION" -publish post ;;
     sweep)  # (2) latency against the rate at STREAMS users
       step sweep-xadd -mode load -target noticed,nchan -streams "$STREAMS" -rate "$RATES" -duration "$DURATION" -publish xadd -post-conns 32

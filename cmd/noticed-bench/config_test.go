@@ -40,8 +40,8 @@ func TestParseFlagsRefuses(t *testing.T) {
 	}{
 		{[]string{"-mode", "nope"}, "want load, storm, soak or follow"},
 		{[]string{"-mode", "load", "-target", "mercure"}, "want noticed, nchan or floor"},
-		{[]string{"-mode", "load", "-target", "noticed,floor", "-rate", "5000"}, "goes with -mode load -rate 0"},
-		{[]string{"-mode", "storm", "-target", "floor"}, "goes with -mode load -rate 0"},
+		{[]string{"-mode", "storm", "-target", "noticed,floor"}, "goes with -mode load only"},
+		{[]string{"-mode", "soak", "-target", "floor"}, "goes with -mode load only"},
 		{[]string{"-mode", "load", "-streams", "0"}, "not a positive count"},
 		{[]string{"-mode", "load", "-streams", "10", "-per-user", "3"}, "not a multiple"},
 		{[]string{"-mode", "soak", "-rate", "0"}, "soak needs events"},

@@ -19,7 +19,7 @@ import (
 // crosses to worker processes as JSON, so it holds only what a worker
 // can rebuild everything else from.
 type fleetSpec struct {
-	Kind       string        `json:"kind"` // "noticed" or "nchan"
+	Kind       string        `json:"kind"` // "noticed", "nchan" or "floor"
 	Host       string        `json:"host"` // host:port of the server
 	Lo         int           `json:"lo"`   // the streams [Lo, Hi) of the run
 	Hi         int           `json:"hi"`
@@ -159,8 +159,8 @@ func newFleet(spec fleetSpec) (*fleet, error) {
 		u := i % spec.Users
 		name := userName(spec.UserPrefix, u)
 		s := &streamClient{f: f, user: []byte(name), fd: -1, backoff: 100 * time.Millisecond}
-		switch spec.Kind {
-		case "nchan":
+		switch {
+		case nchanRoutes(spec.Kind):
 			s.target = "/sub/" + name
 		default:
 			tok, ok := tokens[u]

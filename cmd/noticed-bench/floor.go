@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,52 +10,114 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/noticed/noticed/internal/redistest"
 )
 
-// The floor (-target floor) is the least a Go server can do per event
-// stream: net/http's stock server, the connection taken over after the
-// headers, and one goroutine per stream waiting for the client to leave.
-// No token check, no Redis, no history. It answers "what does this
+// The floor (-target floor) is the least a Go server can do to push
+// events to streams: net/http's stock server, the connection taken over
+// after the headers, one goroutine per stream waiting for the client to
+// leave, and a map from user to streams in memory. No token check, no
+// Redis, no history, no slow-client handling. It answers "what does this
 // machine, with this tool beside it, allow at best?", so that noticed's
-// opens and memory can be read against it. It runs as this program
-// started with -floor ADDR, in a process of its own as a server would.
+// figures can be read against it. It speaks Nchan's routes (GET
+// /sub/<user>, POST /pub/<user> with the event's data as the body), so
+// the tool drives it as it drives Nchan, and runs as this program started
+// with -floor ADDR, in a process of its own as a server would.
 
 // floorHead is what the floor sends on a new stream: what noticed sends,
 // near enough, so that the tool counts the stream open on its first line.
 const floorHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
 	"X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n"
 
-// floorHandler serves GET /notice (any query) as a stream that never
-// sends an event, and /readyz.
+// floor is the server's state: every open stream, by user.
+type floor struct {
+	mu      sync.Mutex
+	streams map[string][]*floorStream
+}
+
+// floorStream is one open stream; mu keeps its writes whole.
+type floorStream struct {
+	mu sync.Mutex
+	c  net.Conn
+}
+
+// floorHandler serves the streams, the publishes and /readyz.
 func floorHandler() http.Handler {
+	f := &floor{streams: map[string][]*floorStream{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /notice", func(w http.ResponseWriter, r *http.Request) {
-		c, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			http.Error(w, "cannot take the connection over", http.StatusInternalServerError)
-			return
-		}
-		if _, err := io.WriteString(c, floorHead); err != nil {
-			c.Close()
-			return
-		}
-		go func() {
-			defer c.Close()
-			var b [64]byte
-			for {
-				if _, err := c.Read(b[:]); err != nil {
-					return
-				}
-			}
-		}()
-	})
+	mux.HandleFunc("GET /sub/{user}", f.subscribe)
+	mux.HandleFunc("POST /pub/{user}", f.publish)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {})
 	return mux
+}
+
+func (f *floor) subscribe(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user")
+	c, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "cannot take the connection over", http.StatusInternalServerError)
+		return
+	}
+	s := &floorStream{c: c}
+	s.mu.Lock()
+	f.mu.Lock()
+	f.streams[user] = append(f.streams[user], s)
+	f.mu.Unlock()
+	_, err = io.WriteString(c, floorHead)
+	s.mu.Unlock()
+	go func() {
+		var b [64]byte
+		for err == nil {
+			_, err = c.Read(b[:])
+		}
+		f.mu.Lock()
+		list := f.streams[user]
+		if i := slices.Index(list, s); i >= 0 {
+			list = slices.Delete(list, i, i+1)
+		}
+		if len(list) == 0 {
+			delete(f.streams, user)
+		} else {
+			f.streams[user] = list
+		}
+		f.mu.Unlock()
+		c.Close()
+	}()
+}
+
+// publish writes the body as one event to each of the user's streams.
+// A stream whose client does not take it within a second is closed.
+func (f *floor) publish(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	frame := make([]byte, 0, len(body)+8)
+	for line := range bytes.Lines(body) {
+		frame = append(frame, "data: "...)
+		frame = append(frame, bytes.TrimRight(line, "\r\n")...)
+		frame = append(frame, '\n')
+	}
+	frame = append(frame, '\n')
+	f.mu.Lock()
+	list := slices.Clone(f.streams[r.PathValue("user")])
+	f.mu.Unlock()
+	for _, s := range list {
+		s.mu.Lock()
+		_ = s.c.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := s.c.Write(frame); err != nil {
+			s.c.Close()
+		}
+		s.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusCreated)
 }
 
 // floorMain serves the floor on addr (loopback only) until ctx ends.
@@ -85,7 +148,6 @@ func startFloor(ctx context.Context, cfg config, t *target) error {
 	if err != nil {
 		return err
 	}
-	t.secret = randomHex(32) // tokens are sent as to noticed, and ignored
 	var lastErr error
 	for range 5 {
 		port, err := redistest.FreePort()
@@ -106,7 +168,7 @@ func startFloor(ctx context.Context, cfg config, t *target) error {
 		if lastErr = waitHTTP(ctx, p, t.base()+"/readyz", nil); lastErr == nil {
 			t.pids = []int{cmd.Process.Pid}
 			t.stops = append(t.stops, func() { p.stop(5*time.Second, false) })
-			t.version = "floor (net/http, hijacked, no token check, no Redis)"
+			t.version = "floor (net/http, hijacked, in memory: no token check, no Redis, no history)"
 			if cfg.serverProcs > 0 {
 				t.version += ", GOMAXPROCS=" + strconv.Itoa(cfg.serverProcs)
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,8 +15,8 @@ import (
 )
 
 // The floor answers a stream request as noticed does, closely enough for
-// the tool to count the stream open, and lets the connection go when the
-// client leaves.
+// the tool to count the stream open, and writes what is published to the
+// user's streams, and to no one else's.
 func TestFloorServesAStream(t *testing.T) {
 	port, err := redistest.FreePort()
 	if err != nil {
@@ -31,9 +32,10 @@ func TestFloorServesAStream(t *testing.T) {
 			t.Errorf("floorMain: %v", err)
 		}
 	}()
-	var c net.Conn
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		if c, err = net.Dial("tcp", addr); err == nil {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
 			break
 		}
 		if time.Now().After(deadline) {
@@ -41,23 +43,55 @@ func TestFloorServesAStream(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling for the listener, bounded above
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, "GET /notice?token=x HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"); err != nil {
-		t.Fatal(err)
+	open := func(user string) *bufio.Reader {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /sub/"+user+" HTTP/1.1\r\nHost: "+addr+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		if head := readUntil(t, br, "retry: 2000\n\n"); head != floorHead {
+			t.Errorf("head %q, want %q", head, floorHead)
+		}
+		return br
 	}
-	br := bufio.NewReader(c)
+	alice, bob := open("alice"), open("bob")
+	for _, to := range []string{"bob", "alice"} {
+		resp, err := http.Post("http://"+addr+"/pub/"+to, "text/plain", strings.NewReader("for "+to))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("publish to %s: status %d", to, resp.StatusCode)
+		}
+	}
+	// Each gets its own event first: alice's was published second, so had
+	// bob's reached her it would come before it.
+	if got := readUntil(t, alice, "\n\n"); got != "data: for alice\n\n" {
+		t.Errorf("alice got %q", got)
+	}
+	if got := readUntil(t, bob, "\n\n"); got != "data: for bob\n\n" {
+		t.Errorf("bob got %q", got)
+	}
+}
+
+// readUntil reads lines from br until what it read ends with end.
+func readUntil(t *testing.T, br *bufio.Reader, end string) string {
+	t.Helper()
 	var got strings.Builder
-	for !strings.HasSuffix(got.String(), "retry: 2000\n\n") {
+	for !strings.HasSuffix(got.String(), end) {
 		line, err := br.ReadString('\n')
 		if err != nil {
 			t.Fatalf("after %q: %v", got.String(), err)
 		}
 		got.WriteString(line)
 	}
-	if got.String() != floorHead {
-		t.Errorf("head %q, want %q", got.String(), floorHead)
-	}
+	return got.String()
 }
 
 func TestFloorRefusesAnAddressElsewhere(t *testing.T) {

@@ -200,7 +200,7 @@ func (pc *postConn) post(ctx context.Context, it item, phase byte) {
 	// The body first (stamped now), then the head that gives its length.
 	body := pc.body[:0]
 	var path, ctype string
-	if p.t.kind == "nchan" {
+	if nchanRoutes(p.t.kind) {
 		path, ctype = "/pub/"+user, "text/plain"
 		body = appendPayload(body, user, it.seq, time.Now().UnixNano(), phase)
 	} else {

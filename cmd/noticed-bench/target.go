@@ -41,6 +41,10 @@ type target struct {
 
 func (t *target) base() string { return "http://" + t.host }
 
+// nchanRoutes: the server is driven as Nchan is (GET /sub/<user>, POST
+// /pub/<user> with the data as the body, no tokens): Nchan and the floor.
+func nchanRoutes(kind string) bool { return kind == "nchan" || kind == "floor" }
+
 func (t *target) stop() {
 	if t.rdb != nil {
 		t.rdb.Close()
