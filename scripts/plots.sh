@@ -3,7 +3,8 @@
 #
 #   docs/bench-latency.png  latency p50, p99 and p99.9 against the event rate,
 #                           at $STREAMS open streams (default 10000), for
-#                           noticed (per publish path) and Nchan: -mode load rows
+#                           noticed (per publish path), Nchan and the floor:
+#                           -mode load rows
 #   docs/bench-memory.png   server memory with the streams open and idle
 #                           against open streams, for noticed, Nchan and the
 #                           floor (a bare Go server, -target floor): every
@@ -77,6 +78,7 @@ for f in "$tmp"/lat-*.dat; do
     noticed-xadd) label="noticed (XADD)"; color="#1f77b4" ;;
     noticed-post) label="noticed (POST)"; color="#2ca02c" ;;
     nchan-*) label="Nchan (POST)"; color="#d62728" ;;
+    floor-*) label="floor (POST; bare Go server)"; color="#7f7f7f" ;;
     *) label=$name; color="#7f7f7f" ;;
   esac
   lat_plots+=("'$f' using 1:2 with linespoints lw 2 pt 7 lc rgb '$color' title '$label p50'")
