@@ -11,12 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/noticed/noticed/internal/redistest"
 )
 
 // The floor (-target floor) is the least a Go server can do to push
@@ -148,36 +144,12 @@ func startFloor(ctx context.Context, cfg config, t *target) error {
 	if err != nil {
 		return err
 	}
-	var lastErr error
-	for range 5 {
-		port, err := redistest.FreePort()
-		if err != nil {
-			return err
-		}
-		t.host = "127.0.0.1:" + strconv.Itoa(port)
-		cmd := exec.Command(self, "-floor", t.host)
-		cmd.Env = os.Environ()
-		if cfg.serverProcs > 0 {
-			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.serverProcs))
-		}
-		dieWithParent(cmd)
-		p, err := startProcess(cmd)
-		if err != nil {
-			return fmt.Errorf("start the floor server: %w", err)
-		}
-		if lastErr = waitHTTP(ctx, p, t.base()+"/readyz", nil); lastErr == nil {
-			t.pids = []int{cmd.Process.Pid}
-			t.stops = append(t.stops, func() { p.stop(5*time.Second, false) })
-			t.version = "floor (net/http, hijacked, in memory: no token check, no Redis, no history)"
-			if cfg.serverProcs > 0 {
-				t.version += ", GOMAXPROCS=" + strconv.Itoa(cfg.serverProcs)
-			}
-			return nil
-		}
-		p.stop(time.Second, false)
-		if !strings.Contains(p.out.String(), "address already in use") {
-			break
-		}
+	err = startOnFreePort(ctx, cfg, t, "the floor server", 5*time.Second, func(host string) *exec.Cmd {
+		return exec.Command(self, "-floor", host)
+	})
+	if err != nil {
+		return err
 	}
-	return lastErr
+	t.version = "floor (net/http, hijacked, in memory: no token check, no Redis, no history)" + procsNote(cfg)
+	return nil
 }

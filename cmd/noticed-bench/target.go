@@ -264,6 +264,29 @@ func (p *process) stop(grace time.Duration, group bool) {
 // run's Redis, a fresh secret, and limits out of the way of n streams.
 func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *redisServer, n int) error {
 	t.secret = randomHex(32)
+	err := startOnFreePort(ctx, cfg, t, "noticed", 15*time.Second, func(host string) *exec.Cmd {
+		return exec.Command(bin, "serve",
+			"-addr", host,
+			"-redis", rs.url(),
+			"-jwt-secret", t.secret,
+			"-stream-prefix", cfg.prefix,
+			"-max-conns", strconv.Itoa(n+1000),
+			"-max-conns-per-user", strconv.Itoa(max(100, 4*cfg.perUser)),
+			"-log-level", "warn")
+	})
+	if err != nil {
+		return err
+	}
+	t.metricsURL = t.base() + "/metrics"
+	t.version = "noticed (" + bin + ")" + procsNote(cfg)
+	return nil
+}
+
+// startOnFreePort starts a Go server (command gives its command line for
+// an address) on a free loopback port, with GOMAXPROCS from -server-procs,
+// and waits for its /readyz. A port taken by someone else meanwhile is
+// retried on another.
+func startOnFreePort(ctx context.Context, cfg config, t *target, what string, stopWait time.Duration, command func(host string) *exec.Cmd) error {
 	var lastErr error
 	for range 5 {
 		port, err := redistest.FreePort()
@@ -271,14 +294,7 @@ func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *re
 			return err
 		}
 		t.host = "127.0.0.1:" + strconv.Itoa(port)
-		cmd := exec.Command(bin, "serve",
-			"-addr", t.host,
-			"-redis", rs.url(),
-			"-jwt-secret", t.secret,
-			"-stream-prefix", cfg.prefix,
-			"-max-conns", strconv.Itoa(n+1000),
-			"-max-conns-per-user", strconv.Itoa(max(100, 4*cfg.perUser)),
-			"-log-level", "warn")
+		cmd := command(t.host)
 		cmd.Env = os.Environ()
 		if cfg.serverProcs > 0 {
 			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.serverProcs))
@@ -286,16 +302,11 @@ func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *re
 		dieWithParent(cmd)
 		p, err := startProcess(cmd)
 		if err != nil {
-			return fmt.Errorf("start noticed: %w", err)
+			return fmt.Errorf("start %s: %w", what, err)
 		}
 		if lastErr = waitHTTP(ctx, p, t.base()+"/readyz", nil); lastErr == nil {
 			t.pids = []int{cmd.Process.Pid}
-			t.metricsURL = t.base() + "/metrics"
-			t.stops = append(t.stops, func() { p.stop(15*time.Second, false) })
-			t.version = "noticed (" + bin + ")"
-			if cfg.serverProcs > 0 {
-				t.version += ", GOMAXPROCS=" + strconv.Itoa(cfg.serverProcs)
-			}
+			t.stops = append(t.stops, func() { p.stop(stopWait, false) })
 			return nil
 		}
 		p.stop(time.Second, false)
@@ -304,6 +315,14 @@ func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *re
 		}
 	}
 	return lastErr
+}
+
+// procsNote is what a server's version line says of -server-procs.
+func procsNote(cfg config) string {
+	if cfg.serverProcs > 0 {
+		return ", GOMAXPROCS=" + strconv.Itoa(cfg.serverProcs)
+	}
+	return ""
 }
 
 // startNchan runs nginx with the Nchan config, rewritten onto a free
