@@ -133,6 +133,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 	}
 	h.m.StreamsOpened.Inc()
 	s := &stream{h: h, conn: conn, ctx: r.Context(), expires: expires, running: true}
+	s.beat.every = h.opts.Heartbeat
 
 	// Wait briefly for the hub to follow the user, so that the headers mean
 	// "every entry from now on will arrive"; past that, send them anyway

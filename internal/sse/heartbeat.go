@@ -6,22 +6,81 @@
 
 package sse
 
+import (
+	"sync/atomic"
+	"time"
+)
+
+// heartbeat is a stream's heartbeat state: the interval, and whether the
+// stream wrote since the last tick. wrote is set by whichever goroutine
+// writes and read by the heartbeat timer's, hence atomic.
+type heartbeat struct {
+	every time.Duration
+	wrote atomic.Bool
+}
+
+// markWrote records a write: the next tick needs no ping.
+func (b *heartbeat) markWrote() { b.wrote.Store(true) }
+
+// due is asked at each tick: true when the stream wrote nothing since the
+// previous one and must ping. Either way a new interval starts.
+func (b *heartbeat) due() bool { return !b.wrote.Swap(false) }
+
+// pinged records that a due ping went out: a ping is not a write that
+// spares the next tick its own.
+func (b *heartbeat) pinged() { b.wrote.Store(false) }
+
+// first is the delay to a taken-over stream's first tick: a random moment
+// within one interval, so that streams opened together (a deploy, a
+// reconnect storm) do not tick together for ever after; ten thousand
+// heartbeats in the same second showed in every event's latency that
+// second. No stream goes longer than the interval without a write.
+func (b *heartbeat) first() time.Duration {
+	return jitter(b.every/10, b.every*9/10)
+}
+
+// heartbeat is the request goroutine's tick (writer.go's loops): a ping
+// when due; false when the client is gone.
 func (s *stream) heartbeat() bool {
-	if s.wrote.Swap(false) {
+	if !s.beat.due() {
 		return true
 	}
 	s.buf = append(s.buf, Ping...)
 	ok := s.flush()
-	s.wrote.Store(false)
+	s.beat.pinged()
 	return ok
 }
 
+// startBeat arms a taken-over stream's heartbeat timer.
+func (s *stream) startBeat() {
+	s.hb = time.AfterFunc(time.Hour, s.tick)
+	s.hb.Reset(s.beat.first())
+}
+
 // tick is the heartbeat timer's: a stream that wrote since the last tick
-// needs no ping, and is not woken for it.
+// is not woken, its timer only set again.
 func (s *stream) tick() {
-	if s.wrote.Swap(false) {
-		s.hb.Reset(s.h.opts.Heartbeat)
+	if !s.beat.due() {
+		s.hb.Reset(s.beat.every)
 		return
 	}
 	s.wake(wakeTick)
+}
+
+// pumpTick is the pump's part of a tick: the ping, unless the stream
+// wrote since tick woke it, and the next interval. false when the client
+// is gone.
+func (s *stream) pumpTick() bool {
+	if s.beat.due() {
+		b := getBatch()
+		b.small = append(b.small, Ping...)
+		ok := s.flushBatch(b)
+		putBatch(b)
+		if !ok {
+			return false
+		}
+		s.beat.pinged()
+	}
+	s.hb.Reset(s.beat.every)
+	return true
 }

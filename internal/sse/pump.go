@@ -41,13 +41,7 @@ func (s *stream) arm() {
 		s.expiryTimer, s.expiry = nil, nil
 	}
 	s.buf = nil
-	// The first tick comes at a random moment within one interval, so that
-	// streams opened together (a deploy, a reconnect storm) do not tick
-	// together for ever after: ten thousand heartbeats in the same second
-	// showed in every event's latency that second. No stream goes longer
-	// than the interval without a write.
-	s.hb = time.AfterFunc(time.Hour, s.tick)
-	s.hb.Reset(jitter(s.h.opts.Heartbeat/10, s.h.opts.Heartbeat*9/10))
+	s.startBeat()
 	if !s.expires.IsZero() {
 		s.exp = time.AfterFunc(time.Until(s.expires), func() { s.wake(wakeEnd) })
 	}
@@ -131,11 +125,11 @@ func (s *stream) writeNow() {
 	switch {
 	case err == nil && n == total:
 		putBatch(b)
-		s.wrote.Store(true)
+		s.beat.markWrote()
 		s.h.m.EventsDelivered.Add(float64(delivered))
 	case err == nil || errors.Is(err, errWouldBlock):
 		if n > 0 {
-			s.wrote.Store(true)
+			s.beat.markWrote()
 		}
 		b.vec = consume(b.vec, n)
 		s.held, s.heldN = b, delivered
@@ -231,19 +225,9 @@ func (s *stream) pump() {
 			}
 			s.h.m.EventsDelivered.Add(float64(delivered))
 		}
-		if reason&wakeTick != 0 {
-			if !s.wrote.Load() {
-				b := getBatch()
-				b.small = append(b.small, Ping...)
-				ok := s.flushBatch(b)
-				putBatch(b)
-				if !ok {
-					s.finish()
-					return
-				}
-			}
-			s.wrote.Store(false)
-			s.hb.Reset(s.h.opts.Heartbeat)
+		if reason&wakeTick != 0 && !s.pumpTick() {
+			s.finish()
+			return
 		}
 	}
 }

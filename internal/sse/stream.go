@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,7 +27,7 @@ type stream struct {
 	ctx      context.Context
 	buf      []byte
 	lastSent notice.ID
-	wrote    atomic.Bool // since the last heartbeat tick
+	beat     heartbeat
 	expires  time.Time
 
 	// Used while the request goroutine serves the stream.
@@ -113,7 +112,7 @@ func (s *stream) write(v net.Buffers) error {
 
 // written records a write's outcome; false when the client is gone.
 func (s *stream) written(err error) bool {
-	s.wrote.Store(true)
+	s.beat.markWrote()
 	if err != nil {
 		// A client that stopped reading until the write deadline passed is
 		// slow, like one that fell a queue behind.

@@ -15,7 +15,7 @@ import (
 // request goroutine's selects, once.
 func (s *stream) clock() {
 	if s.ticker == nil {
-		s.ticker = time.NewTicker(s.h.opts.Heartbeat)
+		s.ticker = time.NewTicker(s.beat.every)
 	}
 	if s.expiryTimer == nil && !s.expires.IsZero() {
 		s.expiryTimer = time.NewTimer(time.Until(s.expires))
