@@ -163,10 +163,13 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 		st := s.live(c.User, now)
 		if st == nil {
 			out[i].Gap = c.CheckGap && !c.After.IsZero()
+			out[i].Ahead = out[i].Gap
 			continue
 		}
 		if c.CheckGap && !c.After.IsZero() {
-			if len(st.entries) == 0 {
+			if st.last.Less(c.After) {
+				out[i].Gap, out[i].Ahead = true, true
+			} else if len(st.entries) == 0 {
 				out[i].Gap = c.After.Less(st.last)
 			} else {
 				out[i].Gap = c.After.Less(st.entries[0].ID)

@@ -18,6 +18,9 @@ type ID struct {
 // Zero is the id before every entry: replaying after it replays everything.
 var Zero ID
 
+// Last is the largest id there is: no entry can follow it.
+var Last = ID{Ms: 1<<64 - 1, Seq: 1<<64 - 1}
+
 // ErrBadID is returned for text that is not an entry id.
 var ErrBadID = errors.New("malformed event id")
 

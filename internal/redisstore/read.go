@@ -32,18 +32,22 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 	var idText []byte
 	for i, c := range cursors {
 		key := s.key(c.User)
-		idText = c.After.AppendTo(append(idText[:0], '('))
-		first := len(args)
-		args = append(args, "XRANGE", key, string(idText), "+")
-		if c.Count > 0 {
-			if c.Count != lastCount {
-				count, lastCount = c.Count, c.Count
+		// Nothing can follow the largest id, and Redis refuses an
+		// exclusive range that starts there: no XRANGE for it.
+		if c.After != notice.Last {
+			idText = c.After.AppendTo(append(idText[:0], '('))
+			first := len(args)
+			args = append(args, "XRANGE", key, string(idText), "+")
+			if c.Count > 0 {
+				if c.Count != lastCount {
+					count, lastCount = c.Count, c.Count
+				}
+				args = append(args, "COUNT", count)
 			}
-			args = append(args, "COUNT", count)
+			// Capped, so that nothing appended to one command's arguments
+			// can reach the next one's.
+			ranges[i] = pipe.Do(ctx, args[first:len(args):len(args)]...)
 		}
-		// Capped, so that nothing appended to one command's arguments
-		// can reach the next one's.
-		ranges[i] = pipe.Do(ctx, args[first:len(args):len(args)]...)
 		if c.CheckGap && !c.After.IsZero() {
 			infos[i] = pipe.Do(ctx, "XINFO", "STREAM", key)
 		}
@@ -54,6 +58,9 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 
 	total := 0
 	for i := range cursors {
+		if ranges[i] == nil {
+			continue
+		}
 		if err := ranges[i].Err(); err != nil {
 			return nil, s.fail("read", err)
 		}
@@ -66,9 +73,11 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 	out := make([]routing.Batch, len(cursors))
 	for i, c := range cursors {
 		first := len(all)
-		var err error
-		if all, fields, err = appendEntries(all, fields, ranges[i].Val()); err != nil {
-			return nil, err
+		if ranges[i] != nil {
+			var err error
+			if all, fields, err = appendEntries(all, fields, ranges[i].Val()); err != nil {
+				return nil, err
+			}
 		}
 		if len(all) > first {
 			out[i].Entries = all[first:len(all):len(all)]
@@ -80,14 +89,15 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 			if !isNoSuchKey(err) {
 				return nil, s.fail("read", err)
 			}
-			out[i].Gap = true // expired or deleted
+			out[i].Gap, out[i].Ahead = true, true // expired or deleted
 			continue
 		}
 		info, err := parseStreamInfo(infos[i].Val())
 		if err != nil {
 			return nil, err
 		}
-		out[i].Gap = gap(c.After, info)
+		out[i].Ahead = info.lastGenerated.Less(c.After)
+		out[i].Gap = out[i].Ahead || gap(c.After, info)
 	}
 	return out, nil
 }

@@ -73,6 +73,13 @@ type Batch struct {
 	// Gap is set (only when asked) when entries above the cursor may have
 	// been removed before they were read.
 	Gap bool
+	// Ahead is set (only when a gap check is asked) when the cursor is
+	// past the newest entry the user's stream ever had: an entry lost with
+	// a Redis that restarted or failed over, a Redis whose clock went
+	// back, or a made-up id. Nothing after such a cursor will ever be
+	// read, so its reader must start again from the newest entry. Gap is
+	// set too.
+	Ahead bool
 }
 
 // ErrUnavailable wraps every error that means the store cannot be reached

@@ -97,6 +97,16 @@ func (s *stream) replayFrom(from, upTo notice.ID, checkGap bool) bool {
 			s.buf = AppendGap(s.buf, from)
 			s.h.m.GapsSent.Inc()
 		}
+		if first && b.Ahead {
+			// The client's id is past all its user's stream ever held:
+			// nothing after it will ever be read. The stream goes on from
+			// where this instance reads, and gives the browser that
+			// position, so that a reconnect does not ask from beyond the
+			// newest entry again.
+			s.lastSent = upTo
+			s.buf = AppendPosition(s.buf, upTo)
+			return s.flush()
+		}
 		first = false
 		for _, e := range b.Entries {
 			s.buf = AppendEntry(s.buf, e)

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"UsersAreSeparate", testUsersAreSeparate},
 		{"TrimmingReportsGap", testTrimmingReportsGap},
 		{"ExpiryReportsGap", testExpiryReportsGap},
+		{"CursorPastTheNewest", testCursorPastTheNewest},
 		{"FollowNotifiesOnlyFollowed", testFollowNotifiesOnlyFollowed},
 		{"FollowReturnsNewest", testFollowReturnsNewest},
 		{"ConcurrentAppendsKeepOrder", testConcurrentAppendsKeepOrder},
@@ -189,6 +190,41 @@ func testTrimmingReportsGap(t *testing.T, newStore NewStore) {
 		}
 		if len(b.Entries) == 0 && tt.after != ids[399] {
 			t.Errorf("%s: no entries", tt.name)
+		}
+	}
+}
+
+// A cursor past the newest entry a stream ever had reads nothing, without
+// an error, and is reported as ahead (and so as a gap) when asked.
+func testCursorPastTheNewest(t *testing.T, newStore NewStore) {
+	s := newStore(t, Options{MaxLen: 1000, TTL: time.Hour})
+	u := User(t)
+	ids := appendN(t, s, u, 3)
+	newest := ids[2]
+	tests := []struct {
+		name      string
+		user      string
+		after     notice.ID
+		wantAhead bool
+	}{
+		{"from the newest", u, newest, false},
+		{"from an older one", u, ids[0], false},
+		{"one past the newest", u, notice.ID{Ms: newest.Ms, Seq: newest.Seq + 1}, true},
+		{"an hour past the newest", u, notice.ID{Ms: newest.Ms + 3600_000}, true},
+		{"the largest id", u, notice.Last, true},
+		{"a user without a stream", User(t), notice.ID{Ms: 5}, true},
+		{"a user without a stream, from zero", User(t), notice.Zero, false},
+	}
+	for _, tt := range tests {
+		for _, check := range []bool{false, true} {
+			b := read1(t, s, routing.Cursor{User: tt.user, After: tt.after, Count: 10, CheckGap: check})
+			if tt.after != ids[0] && len(b.Entries) != 0 {
+				t.Errorf("%s: read %v", tt.name, b.Entries)
+			}
+			want := tt.wantAhead && check
+			if b.Ahead != want || want && !b.Gap {
+				t.Errorf("%s (gap check %v): ahead %v gap %v, want ahead %v", tt.name, check, b.Ahead, b.Gap, want)
+			}
 		}
 	}
 }
