@@ -170,3 +170,8 @@ func (c *Config) proxies() server.Proxies {
 	p, _ := server.ParseProxies(c.TrustedProxies)
 	return p
 }
+
+// limits are the connection limits the listener applies.
+func (c *Config) limits() server.Limits {
+	return server.Limits{ReadHeaderTimeout: c.ReadHeaderTimeout, IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes}
+}

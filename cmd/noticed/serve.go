@@ -22,7 +22,6 @@ import (
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/demo"
-	"github.com/noticed/noticed/internal/front"
 	"github.com/noticed/noticed/internal/memstore"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/redisstore"
@@ -123,8 +122,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		hub.Close()
 		return err
 	}
-	srv := newHTTPServer(&c, handler, log)
-	fl := newFront(ln, &c, handler, log)
+	srv := server.Listen(ln, handler, c.limits(), log)
 	if c.DebugAddr != "" {
 		stop, err := serveDebug(c.DebugAddr, log)
 		if err != nil {
@@ -140,7 +138,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("noticed listening", "addr", ln.Addr().String(), "backend", backendName(&c), "max_conns", maxConns(c.MaxConns))
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(fl) }()
+	go func() { served <- srv.Serve() }()
 	select {
 	case err := <-served:
 		hub.Close()
@@ -158,11 +156,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hub.Close()
 	err = <-shut
 	if err == nil {
-		// Shutdown waits for neither the stream requests front serves nor
-		// the streams taken over from net/http.
-		err = fl.Wait(drainCtx)
-	}
-	if err == nil {
 		err = streams.Wait(drainCtx)
 	}
 	if err != nil {
@@ -172,36 +165,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// newHTTPServer is the http.Server serve runs, with the limits that close
-// connections which hold resources without asking for anything: headers
-// must arrive within -read-header-timeout (slow-loris), an idle keep-alive
-// connection lasts -idle-timeout, and headers past -max-header-bytes get
-// net/http's plain-text 431. There is deliberately no ReadTimeout or
-// WriteTimeout: both would cut open event streams, which bound their own
-// writes; a publish body gets its own read deadline (server.Config).
-func newHTTPServer(c *Config, h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: c.ReadHeaderTimeout,
-		IdleTimeout:       c.IdleTimeout,
-		MaxHeaderBytes:    c.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-}
-
-// newFront puts front ahead of the http.Server on ln: it serves new event
-// streams over HTTP/1.x itself, with the server's limits, and hands every
-// other connection to the server.
-func newFront(ln net.Listener, c *Config, h http.Handler, log *slog.Logger) *front.Listener {
-	return front.Listen(ln, front.Options{
-		Path:              "/notice",
-		Handler:           h,
-		ReadHeaderTimeout: c.ReadHeaderTimeout,
-		MaxHeaderBytes:    c.MaxHeaderBytes,
-		Logger:            log,
-	})
 }
 
 // reloadKeys re-reads -jwt-key-file on SIGHUP. Requests after it use the
