@@ -166,8 +166,10 @@ func (l *Listener) serveConn(c net.Conn) {
 	lr := &limitedConn{Conn: c, n: int64(l.opts.MaxHeaderBytes) + 4096}
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(lr)
+	var headDeadline time.Time
 	if l.opts.ReadHeaderTimeout > 0 {
-		_ = c.SetReadDeadline(time.Now().Add(l.opts.ReadHeaderTimeout))
+		headDeadline = time.Now().Add(l.opts.ReadHeaderTimeout)
+		_ = c.SetReadDeadline(headDeadline)
 	}
 	prefix := l.prefix
 	head, err := br.Peek(len(prefix) + 1)
@@ -179,12 +181,11 @@ func (l *Listener) serveConn(c net.Conn) {
 		return
 	}
 	if !isStreamRequest(head, prefix) {
-		// Not ours: net/http reads the connection from the start, deadlines
-		// and limits its own.
-		_ = c.SetReadDeadline(time.Time{})
+		// Not ours: net/http reads the connection from the start, limits
+		// its own, and its head deadline no later than the one set here.
 		lr.n = 1<<63 - 1
 		select {
-		case l.conns <- &handedConn{Conn: c, br: br}:
+		case l.conns <- &handedConn{Conn: c, br: br, headDeadline: headDeadline}:
 		case <-l.done:
 			putReader(br)
 			c.Close()
@@ -321,6 +322,25 @@ type handedConn struct {
 	net.Conn
 	mu sync.Mutex
 	br *bufio.Reader
+	// headDeadline is when the first request head must have arrived,
+	// counted from the accept; zero once net/http has set its own.
+	headDeadline time.Time
+}
+
+// SetReadDeadline holds net/http's first deadline, the one for the first
+// request head (a bound from when net/http starts reading), to the front
+// door's: the time spent here comes out of the same bound, so a slow head
+// gets -read-header-timeout in all, not once per reader.
+func (h *handedConn) SetReadDeadline(t time.Time) error {
+	h.mu.Lock()
+	if hd := h.headDeadline; !hd.IsZero() {
+		h.headDeadline = time.Time{}
+		if t.IsZero() || t.After(hd) {
+			t = hd
+		}
+	}
+	h.mu.Unlock()
+	return h.Conn.SetReadDeadline(t)
 }
 
 func (h *handedConn) Read(p []byte) (int, error) {

@@ -49,8 +49,7 @@ func (w *response) Write(p []byte) (int, error) {
 	return w.body.Write(p)
 }
 
-// ReadFrom, with Flush and Hijack, lets middleware that wraps writers (chi's)
-// keep Hijack reachable.
+// ReadFrom lets middleware that copies into writers use the buffer.
 func (w *response) ReadFrom(r io.Reader) (int64, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
@@ -63,8 +62,17 @@ func (w *response) ReadFrom(r io.Reader) (int64, error) {
 	return n, err
 }
 
-// Flush does nothing: a response that is not hijacked goes out whole.
-func (w *response) Flush() {}
+// errNotStreaming is what flushing a response here returns: nothing goes
+// out before the handler returns, and nothing here watches the connection
+// for the client leaving, so a handler that streams without taking the
+// connection over would hold its client's resources, unseen, until it
+// fills the buffer. Failing its first flush ends it at once.
+var errNotStreaming = errors.New("front: a response here is sent whole when the handler returns; take the connection over to stream")
+
+// FlushError, not Flush, so that http.ResponseController (through any
+// wrapper that unwraps) reports the error; a writer that is not an
+// http.Flusher also keeps wrappers from swallowing it.
+func (w *response) FlushError() error { return errNotStreaming }
 
 // Hijack hands the connection over. The request's bytes have all been
 // read; the returned buffers are empty and minimal (the stream handler

@@ -12,12 +12,13 @@ import (
 
 // Errors of the HTTP layer; the rest come from the packages below it.
 var (
-	ErrForbidden  = errors.New("token lacks the publish scope")
-	ErrBadBody    = errors.New("bad request body")
-	ErrTooLarge   = errors.New("request body too large")
-	ErrTimeout    = errors.New("request body not received in time")
-	ErrNotAllowed = errors.New("method not allowed")
-	ErrNotFound   = errors.New("not found")
+	ErrForbidden   = errors.New("token lacks the publish scope")
+	ErrBadBody     = errors.New("bad request body")
+	ErrTooLarge    = errors.New("request body too large")
+	ErrTimeout     = errors.New("request body not received in time")
+	ErrNotAllowed  = errors.New("method not allowed")
+	ErrNotFound    = errors.New("not found")
+	ErrHTTPVersion = errors.New("HTTP version not supported: send HTTP/1.1 or HTTP/1.0")
 )
 
 // status maps an error to its HTTP status: the one place that does.
@@ -37,6 +38,8 @@ func status(err error) int {
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, ErrHTTPVersion):
+		return http.StatusHTTPVersionNotSupported
 	case errors.Is(err, routing.ErrUserLimit):
 		return http.StatusTooManyRequests
 	case errors.Is(err, routing.ErrFull), errors.Is(err, routing.ErrClosed),

@@ -83,7 +83,7 @@ func New(cfg Config) http.Handler {
 	s := &server{cfg: cfg, log: cfg.Logger}
 
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.accessLog)
+	r.Use(s.recoverer, s.accessLog, httpVersion)
 	if len(cfg.CORSOrigins) > 0 {
 		// Credentials (the noticed_token cookie) only for origins named one
 		// by one: with "*" any site could open a victim's stream with the
@@ -233,6 +233,22 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 				writeError(w, fmt.Errorf("panic: %v", v))
 			}
 		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// httpVersion refuses, on a plain connection, a request line whose
+// version is neither HTTP/1.0 nor HTTP/1.1. net/http answers HTTP/2.0 and
+// the like itself (in plain text) but serves HTTP/1.2 as 1.1; the front
+// door parses every version. Refused here, a stream request with any
+// other version never reaches the stream handler, whatever path read it.
+func httpVersion(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil && (r.ProtoMajor != 1 || r.ProtoMinor > 1) {
+			w.Header().Set("Connection", "close")
+			writeError(w, fmt.Errorf("%w (got %s)", ErrHTTPVersion, r.Proto))
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
