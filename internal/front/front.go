@@ -16,6 +16,7 @@ package front
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -211,6 +212,11 @@ func (l *Listener) serveStream(c net.Conn, lr *limitedConn, br *bufio.Reader) {
 	if err == nil {
 		err = checkRequest(req)
 	}
+	var behind []byte // what the client sent past its request head
+	if err == nil && br.Buffered() > 0 {
+		p, _ := br.Peek(br.Buffered())
+		behind = bytes.Clone(p)
+	}
 	putReader(br)
 	if err != nil {
 		var ne net.Error
@@ -231,7 +237,7 @@ func (l *Listener) serveStream(c net.Conn, lr *limitedConn, br *bufio.Reader) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	req.RemoteAddr = c.RemoteAddr().String()
-	w := &response{c: c, req: req, hdr: make(http.Header, 4)}
+	w := &response{c: c, req: req, hdr: make(http.Header, 4), behind: behind}
 	defer func() {
 		if p := recover(); p != nil {
 			// The router recovers from its handlers' panics; this is the

@@ -22,6 +22,7 @@ type response struct {
 	status   int
 	body     bytes.Buffer
 	hijacked bool
+	behind   []byte // read past the request head; Hijack hands it on
 }
 
 // maxBody bounds what a refusal may buffer; stream handlers write a short
@@ -74,9 +75,10 @@ var errNotStreaming = errors.New("front: a response here is sent whole when the 
 // http.Flusher also keeps wrappers from swallowing it.
 func (w *response) FlushError() error { return errNotStreaming }
 
-// Hijack hands the connection over. The request's bytes have all been
-// read; the returned buffers are empty and minimal (the stream handler
-// writes and watches the connection directly).
+// Hijack hands the connection over. The returned buffers are minimal (the
+// stream handler writes and watches the connection directly); the reader
+// holds, buffered, what the client sent past its request head, as
+// net/http's does, so that the handler can tell it was sent.
 func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.hijacked {
 		return nil, nil, http.ErrHijacked
@@ -85,7 +87,12 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("front: hijack after a response was started")
 	}
 	w.hijacked = true
-	return w.c, bufio.NewReadWriter(bufio.NewReaderSize(w.c, 16), bufio.NewWriterSize(w.c, 16)), nil
+	r := bufio.NewReaderSize(w.c, 16)
+	if len(w.behind) > 0 {
+		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(w.behind), w.c), len(w.behind))
+		_, _ = r.Peek(len(w.behind)) // served by the first reader: the connection is not read
+	}
+	return w.c, bufio.NewReadWriter(r, bufio.NewWriterSize(w.c, 16)), nil
 }
 
 // SetWriteDeadline and SetReadDeadline serve http.ResponseController.

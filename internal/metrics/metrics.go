@@ -55,7 +55,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "noticed_slow_streams_closed_total", Help: "Streams closed because their client did not keep up (a full queue or a write past its deadline).",
 		}),
 		StreamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "noticed_streams_refused_total", Help: "Stream requests refused, by reason.",
+			Name: "noticed_streams_refused_total", Help: "Stream requests refused, and streams closed for their client's input after the request (client_input), by reason.",
 		}, []string{"reason"}),
 		AuthRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "noticed_auth_refused_total", Help: "Requests refused for their token, by reason.",
@@ -68,7 +68,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{"no_token", "malformed", "signature", "expired", "not_yet_valid", "issuer", "audience", "subject", "unknown_key", "no_kid", "scope"} {
 		m.AuthRefused.WithLabelValues(r)
 	}
-	for _, r := range []string{"user_limit", "instance_full", "shutting_down", "bad_last_event_id"} {
+	for _, r := range []string{"user_limit", "instance_full", "shutting_down", "bad_last_event_id", "client_input"} {
 		m.StreamsRefused.WithLabelValues(r)
 	}
 	reg.MustRegister(

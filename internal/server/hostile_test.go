@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/noticed/noticed/internal/server"
 )
@@ -100,6 +103,46 @@ func TestSlowHeadOneBound(t *testing.T) {
 				case <-time.After(20 * time.Second):
 					t.Fatal("the server left a never-ending head open")
 				}
+			}
+		})
+	}
+}
+
+// TestInputOnStreamCloses: bytes from the client after its request are
+// no part of SSE. A stream whose client sends any, right behind the
+// request or once it is open, is closed and counted
+// (noticed_streams_refused_total{reason="client_input"}), instead of
+// costing a read per few bytes for as long as the client keeps sending.
+func TestInputOnStreamCloses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.hostile()
+	input := e.metrics.StreamsRefused.WithLabelValues("client_input")
+	for i, tc := range []struct {
+		name        string
+		behind, now string // sent right behind the request; once the stream is open
+	}{
+		{"once open", "", "x"},
+		{"a pipelined request", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", ""},
+		{"a stream of bytes", "", strings.Repeat("0123456789abcdef", 64)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := dial(t, e.url)
+			conn.SetDeadline(time.Now().Add(20 * time.Second)) // only so a broken server cannot hang the test
+			fmt.Fprintf(conn, "GET /notice?token=%s HTTP/1.1\r\nHost: x\r\n\r\n%s", token(t, "ivy"), tc.behind)
+			br := bufio.NewReader(conn)
+			if tc.now != "" {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("stream: %v %v", resp, err)
+				}
+				waitFor(t, "the stream to open", func() bool { return testutil.ToFloat64(e.metrics.StreamsOpen) == 1 })
+				_, _ = io.WriteString(conn, tc.now)
+			}
+			waitClosed(t, conn, br)
+			waitFor(t, "the stream to be released", func() bool { return testutil.ToFloat64(e.metrics.StreamsOpen) == 0 })
+			if got := testutil.ToFloat64(input); got != float64(i+1) {
+				t.Fatalf("client_input closures: %v, want %d", got, i+1)
 			}
 		})
 	}

@@ -184,9 +184,14 @@ func (s *stream) open(w http.ResponseWriter, r *http.Request, flushNow bool) boo
 	setStreamHeaders(hdr)
 	retry := jitter(s.h.opts.Retry, s.h.opts.Retry/2).Milliseconds()
 	if r.ProtoMajor == 1 && !s.h.opts.NoHijack {
-		if nc, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			// Bytes the client sent past its request are of no use to a
-			// stream; what net/http buffered of them is dropped with it.
+		if nc, rw, err := http.NewResponseController(w).Hijack(); err == nil {
+			if rw != nil && rw.Reader.Buffered() > 0 {
+				// Sent right behind the request: input, as watch sees it
+				// once the stream is open.
+				s.h.m.StreamsRefused.WithLabelValues(clientInput).Inc()
+				_ = nc.Close()
+				return false
+			}
 			_ = nc.SetDeadline(time.Time{})
 			s.nc = nc
 			if sc, ok := nc.(syscall.Conn); ok {
