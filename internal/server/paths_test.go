@@ -57,6 +57,7 @@ func TestTakenOverStreams(t *testing.T) {
 	t.Run("stalled reader closed", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, envOptions{queueLen: 4})
+		e.hostile()
 		req, _ := http.NewRequest(http.MethodGet, e.url+"/notice?token="+token(t, "dee"), nil)
 		stalled, err := http.DefaultClient.Do(req)
 		if err != nil || stalled.StatusCode != http.StatusOK {
