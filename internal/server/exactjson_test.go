@@ -1,0 +1,101 @@
+package server_test
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// signedPayload is a token whose payload is exactly payload, signed with
+// the test secret: what a careless or hostile issuer could hand out.
+func signedPayload(t *testing.T, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + enc.EncodeToString(sig)
+}
+
+// A signed {"sub":"bob","Sub":"alice"} is bob's: claim names are matched
+// exactly (RFC 7519), so Sub is an unknown claim. It used to open alice's
+// stream, the last of the case-insensitive matches winning.
+func TestClaimNamesAreExact(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	resp, s := e.open(url.Values{"token": {signedPayload(t, `{"sub":"bob","Sub":"alice"}`)}}.Encode(), nil)
+	if s == nil {
+		t.Fatalf("open: %d", resp.StatusCode)
+	}
+	e.mustPublish("alice", "secret", "for alice only")
+	bobs := e.mustPublish("bob", "hello", "for bob")
+	if ev := s.next(t); ev.ID != bobs || ev.Data != "for bob" {
+		t.Fatalf("the stream got %+v, want bob's event %s", ev, bobs)
+	}
+
+	code, out := e.post("application/json", []byte(`{"user":"bob"}`), signedPayload(t, `{"sub":"p","Scope":"publish"}`))
+	if code != http.StatusForbidden {
+		t.Errorf(`publish with "Scope":"publish": %d %v, want 403`, code, out)
+	}
+}
+
+// A token or a publish body that names a member twice is refused: which of
+// the two counts is not for noticed to guess.
+func TestDuplicateMembersRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	for _, payload := range []string{
+		`{"sub":"bob","sub":"alice"}`,
+		`{"sub":"bob","s\u0075b":"alice"}`,
+		`{"sub":"bob","scope":"read","scope":"publish"}`,
+		`{"sub":"bob","ctx":{"k":1,"k":2}}`,
+	} {
+		resp, s := e.open(url.Values{"token": {signedPayload(t, payload)}}.Encode(), nil)
+		if s != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("stream with token %s: %d, want 401", payload, resp.StatusCode)
+			continue
+		}
+		assertJSONError(t, resp)
+	}
+
+	pub := token(t, "producer", "publish")
+	for _, body := range []string{
+		`{"user":"bob","user":"alice"}`,
+		`{"user":"bob","us\u0065r":"alice"}`,
+		`{"users":["bob"],"users":["alice"]}`,
+		`{"user":"bob","event":"a","event":"b"}`,
+		`{"user":"bob","data":{"k":1,"k":2}}`,
+		`{"user":"bob","data":[{"k":1},{"k":1,"k":2}]}`,
+	} {
+		code, out := e.post("application/json", []byte(body), pub)
+		if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "duplicate") {
+			t.Errorf("publish %s: %d %v, want 400 naming the duplicate", body, code, out)
+		}
+	}
+}
+
+// Publish bodies are read with the member names the contract gives, case
+// and all: any other spelling is an unknown field.
+func TestPublishFieldNamesAreExact(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	pub := token(t, "producer", "publish")
+	for _, body := range []string{
+		`{"User":"x"}`,
+		`{"USERS":["x"]}`,
+		`{"user":"x","Event":"e"}`,
+		`{"user":"x","Data":"d"}`,
+		`{"users":["x"],"Users":["y"]}`,
+	} {
+		code, out := e.post("application/json", []byte(body), pub)
+		if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "unknown field") {
+			t.Errorf("publish %s: %d %v, want 400 unknown field", body, code, out)
+		}
+	}
+}
