@@ -99,3 +99,41 @@ func TestPublishFieldNamesAreExact(t *testing.T) {
 		}
 	}
 }
+
+// Invalid UTF-8 anywhere in a JSON publish body is 400, as the form path
+// and the token check already answered. encoding/json used to rewrite each
+// bad byte to U+FFFD and deliver the event to that other user, and several
+// such ids collapsed into one.
+func TestPublishInvalidUTF8Refused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	// The user the bad ids used to be rewritten to.
+	rewritten := e.subscribe("a\uFFFD")
+	pub := token(t, "producer", "publish")
+	for _, body := range []string{
+		"{\"user\":\"a\xff\"}",
+		"{\"users\":[\"a\xff\",\"a\xfe\",\"a\xc0\"]}",
+		"{\"user\":\"a\xed\xa0\x80\"}", // a surrogate written as UTF-8
+		`{"user":"a\ud800"}`,           // a lone surrogate escaped
+		"{\"user\":\"a\uFFFD\",\"event\":\"e\xff\"}",
+		"{\"user\":\"a\uFFFD\",\"data\":\"\xff\"}",
+		"{\"user\":\"a\uFFFD\",\"data\":{\"k\xff\":1}}",
+	} {
+		for _, ctype := range []string{"application/json", ""} {
+			code, out := e.post(ctype, []byte(body), pub)
+			if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "UTF-8") && !strings.Contains(out["error"].(string), "surrogate") {
+				t.Errorf("publish %q (Content-Type %q): %d %v, want 400 naming the bad text", body, ctype, code, out)
+			}
+		}
+	}
+	code, out := e.post("application/x-www-form-urlencoded", []byte("user=a%FF"), pub)
+	if code != http.StatusBadRequest {
+		t.Errorf("form with invalid UTF-8: %d %v, want 400", code, out)
+	}
+	// Nothing reached the user the bad ids would have become; a valid
+	// publish to it still does.
+	id := e.mustPublish("a\uFFFD", "", "real")
+	if ev := rewritten.next(t); ev.ID != id {
+		t.Fatalf("a\\uFFFD got %+v before its own event %s", ev, id)
+	}
+}
