@@ -25,7 +25,7 @@ func status(err error) int {
 	switch {
 	case auth.Refused(err):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrForbidden), errors.Is(err, ErrForeignOrigin):
 		return http.StatusForbidden
 	case errors.Is(err, ErrBadBody), errors.Is(err, sse.ErrBadLastEventID):
 		return http.StatusBadRequest
