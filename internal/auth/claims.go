@@ -50,7 +50,8 @@ type tokenClaims struct {
 // each once: encoding/json, which the library would use, matches names
 // without regard to case and lets the last of two win, so a signed
 // {"sub":"bob","Sub":"alice"} was alice's. A payload with a name twice, or
-// with text that is not UTF-8, is refused whole.
+// with text that is not UTF-8, is refused whole. Dates are numbers only
+// (§2, NumericDate): the library would also take a number in a string.
 func (c *tokenClaims) UnmarshalJSON(b []byte) error {
 	err := strictjson.Object(b, func(name string, v jsontext.Value) error {
 		var err error
@@ -91,10 +92,10 @@ var (
 	errDateType   = errors.New("exp, nbf and iat must be numbers of seconds")
 )
 
-// numericDate reads a date claim.
+// numericDate reads a date claim, which must be a JSON number.
 func numericDate(v jsontext.Value) (*jwt.NumericDate, error) {
-	if v.Kind() == 'n' {
-		return nil, nil
+	if v.Kind() != '0' {
+		return nil, errDateType
 	}
 	var d jwt.NumericDate
 	if err := d.UnmarshalJSON(v); err != nil {

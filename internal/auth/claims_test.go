@@ -11,7 +11,7 @@ import (
 // Claim names are matched exactly and each may be given once (RFC 7519
 // §4; RFC 7515 §4 for the header): a token whose claims two readers could
 // read differently is refused, and a name in another case is another,
-// unknown claim.
+// unknown claim. Dates are numbers only.
 func TestVerifyReadsClaimsExactly(t *testing.T) {
 	t.Parallel()
 	v, err := NewVerifier(Config{Secret: testSecret})
@@ -44,10 +44,20 @@ func TestVerifyReadsClaimsExactly(t *testing.T) {
 		{"invalid UTF-8 in an unknown claim", hs, "{\"sub\":\"bob\",\"x\":\"\xff\"}", ErrMalformed, "", nil},
 		{"payload not an object", hs, `["sub","bob"]`, ErrMalformed, "", nil},
 
+		{"exp as a numeric string", hs, fmt.Sprintf(`{"sub":"bob","exp":"%d"}`, future), ErrMalformed, "", nil},
+		{"exp as a date string", hs, `{"sub":"bob","exp":"2099-01-01T00:00:00Z"}`, ErrMalformed, "", nil},
+		{"nbf as a string", hs, fmt.Sprintf(`{"sub":"bob","nbf":"%d"}`, past), ErrMalformed, "", nil},
+		{"iat as a string", hs, fmt.Sprintf(`{"sub":"bob","iat":"%d"}`, past), ErrMalformed, "", nil},
+		{"exp null", hs, `{"sub":"bob","exp":null}`, ErrMalformed, "", nil},
+		{"exp a fraction", hs, fmt.Sprintf(`{"sub":"bob","exp":%d.5}`, future), nil, "bob", nil},
 		{"iss a number", hs, `{"sub":"bob","iss":7}`, ErrMalformed, "", nil},
 
 		{"alg twice in the header", `{"alg":"none","alg":"HS256"}`, `{"sub":"bob"}`, ErrMalformed, "", nil},
 		{"kid twice in the header", `{"alg":"HS256","kid":"a","kid":"b"}`, `{"sub":"bob"}`, ErrMalformed, "", nil},
+		{"crit naming a claim", `{"alg":"HS256","crit":["exp"]}`, `{"sub":"bob"}`, ErrMalformed, "", nil},
+		{"crit naming an extension", `{"alg":"HS256","crit":["b64"],"b64":false}`, `{"sub":"bob"}`, ErrMalformed, "", nil},
+		{"crit empty", `{"alg":"HS256","crit":[]}`, `{"sub":"bob"}`, ErrMalformed, "", nil},
+		{"Crit is another parameter", `{"alg":"HS256","Crit":["exp"]}`, `{"sub":"bob"}`, nil, "bob", nil},
 		{"invalid UTF-8 in the header", "{\"alg\":\"HS256\",\"x\":\"\xff\"}", `{"sub":"bob"}`, ErrMalformed, "", nil},
 	}
 	for _, tt := range tests {

@@ -48,6 +48,8 @@ func FuzzVerify(f *testing.F) {
 		f.Add(signRaw(f, testSecret, payload))
 	}
 	f.Add(signRawHeader(f, testSecret, `{"alg":"HS256","alg":"none"}`, `{"sub":"bob"}`))
+	f.Add(signRawHeader(f, testSecret, `{"alg":"HS256","crit":["exp"]}`, `{"sub":"bob"}`))
+	f.Add(signRaw(f, testSecret, `{"sub":"bob","exp":"9999999999"}`))
 	for _, kid := range []any{"a", "b", "c", 7, nil, ""} {
 		f.Add(signKid(f, jwt.SigningMethodHS256, testSecret, kid, jwt.MapClaims{"sub": "42"}))
 	}

@@ -104,6 +104,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if hasSecret == hasKey {
 		return nil, errors.New("auth: set exactly one of a JWT secret and a JWT key file")
 	}
+	if hasSecret && len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("auth: %w", shortSecret(len(cfg.Secret)))
+	}
 	if cfg.Leeway < 0 {
 		return nil, errors.New("auth: JWT leeway must not be negative")
 	}
@@ -226,9 +229,11 @@ func (v *Verifier) userLen() int {
 	return v.maxUserLen
 }
 
-// checkHeader refuses what the jwt library lets through in a token's
-// header: a name given twice (the library keeps the last one, so two
-// readers of one token could see different algorithms or kids). What else
+// checkHeader refuses two things the jwt library lets through in a
+// token's header: a name given twice (the library keeps the last one, so
+// two readers of one token could see different algorithms or kids), and
+// crit (RFC 7515 §4.1.11), which names extensions the verifier must
+// understand or else refuse the token: noticed understands none. What else
 // is wrong with the token the parser says after this.
 func checkHeader(token string) error {
 	head, _, ok := strings.Cut(token, ".")
@@ -239,7 +244,12 @@ func checkHeader(token string) error {
 	if err != nil {
 		return nil
 	}
-	err = strictjson.Object(raw, func(string, jsontext.Value) error { return nil })
+	err = strictjson.Object(raw, func(name string, _ jsontext.Value) error {
+		if name == "crit" {
+			return fmt.Errorf("%w: the crit header names an extension noticed does not understand", ErrMalformed)
+		}
+		return nil
+	})
 	switch {
 	case errors.Is(err, strictjson.ErrDuplicate):
 		return fmt.Errorf("%w: the header names a parameter twice", ErrMalformed)
