@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -135,5 +136,36 @@ func TestPublishInvalidUTF8Refused(t *testing.T) {
 	id := e.mustPublish("a\uFFFD", "", "real")
 	if ev := rewritten.next(t); ev.ID != id {
 		t.Fatalf("a\\uFFFD got %+v before its own event %s", ev, id)
+	}
+}
+
+// Error bodies are plain JSON: what they quote of the request reads as it
+// was sent. encoding/json's default HTML escaping turned "<" into "\u003c".
+func TestErrorBodiesArePlainJSON(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	pub := token(t, "producer", "publish")
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/notice", strings.NewReader(`{"user":"x","<b>&amp;":1}`))
+	req.Header.Set("Authorization", "Bearer "+pub)
+	req.Header.Set("Content-Type", "application/json")
+	checkPlain(t, req, http.StatusBadRequest, `unknown field \"<b>&amp;\"`)
+
+	req, _ = http.NewRequest(http.MethodGet, e.url+"/a%3Cb%3E&", nil)
+	checkPlain(t, req, http.StatusNotFound, `"error":"not found: /a<b>&"`)
+}
+
+func checkPlain(t *testing.T, req *http.Request, wantCode int, want string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantCode || !strings.Contains(string(body), want) {
+		t.Errorf("%s %s: %d %s, want %d with %s", req.Method, req.URL.Path, resp.StatusCode, body, wantCode, want)
+	}
+	if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q, want nosniff", got)
 	}
 }
