@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -42,8 +43,13 @@ func (e *Error) Unwrap() error { return e.kind }
 // before member sees them. The first error member returns stops the walk
 // and is returned as it is.
 func Object(b []byte, member func(name string, value jsontext.Value) error) error {
+	dec := decoders.Get().(*jsontext.Decoder)
+	defer func() {
+		dec.Reset(noInput) // lets go of b
+		decoders.Put(dec)
+	}()
 	// A *bytes.Buffer is read in place, without a copy.
-	dec := jsontext.NewDecoder(bytes.NewBuffer(b))
+	dec.Reset(bytes.NewBuffer(b))
 	tok, err := dec.ReadToken()
 	if err != nil {
 		return refusal(err)
@@ -76,6 +82,13 @@ func Object(b []byte, member func(name string, value jsontext.Value) error) erro
 	}
 	return nil
 }
+
+// Decoders are reused: every token checked and every publish goes through
+// here, and a decoder keeps the buffers it grew for the names it has seen.
+var (
+	decoders = sync.Pool{New: func() any { return jsontext.NewDecoder(noInput) }}
+	noInput  = bytes.NewReader(nil)
+)
 
 // refusal keeps the parser's message, which says what and where, without
 // the name of the package that wrote it.
