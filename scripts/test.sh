@@ -71,6 +71,7 @@ fuzz ./internal/sse FuzzAppendEvent
 fuzz ./internal/sse FuzzReader
 fuzz ./internal/auth FuzzVerify
 fuzz ./internal/server FuzzPublishBody
+fuzz ./internal/strictjson FuzzObject
 fuzz ./internal/server FuzzForwardedFor
 fuzz ./internal/front FuzzFront
 fuzz ./cmd/noticed-bench FuzzParsePayload

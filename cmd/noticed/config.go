@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/server"
 )
@@ -110,6 +111,9 @@ func (c *Config) check() error {
 	if c.JWTSecret != "" && c.JWTKeyFile != "" {
 		errs = append(errs, errors.New("-jwt-secret and -jwt-key-file are exclusive: give one"))
 	}
+	if err := checkSecret(c.JWTSecret); err != nil {
+		errs = append(errs, err)
+	}
 	if c.StreamMaxLen < 1 {
 		errs = append(errs, errors.New("-stream-maxlen must be at least 1"))
 	}
@@ -153,6 +157,18 @@ func (c *Config) check() error {
 		errs = append(errs, errors.New("-stream-prefix must not contain { or }: the braces around the user id are the Redis Cluster hash tag"))
 	}
 	return errors.Join(errs...)
+}
+
+// checkSecret refuses a -jwt-secret shorter than the hash it keys (RFC 7518
+// §3.2): one token is enough to guess a short one offline, and whoever
+// does can sign tokens for every user. Dev mode's random secret is long
+// enough by construction.
+func checkSecret(secret string) error {
+	if secret != "" && len(secret) < auth.MinSecretLen {
+		return fmt.Errorf("-jwt-secret (%s) is %d bytes: an HMAC secret must be at least %d (256 bits); make one with `openssl rand -base64 32`",
+			envName("jwt-secret"), len(secret), auth.MinSecretLen)
+	}
+	return nil
 }
 
 func (c *Config) origins() []string {

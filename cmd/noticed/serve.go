@@ -312,7 +312,7 @@ func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier,
 		if c.JWTKeyFile != "" {
 			return nil, nil, fmt.Errorf("-jwt-key-file %s: %w", c.JWTKeyFile, err)
 		}
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("-jwt-secret: %w", err)
 	}
 	return v, nil, nil
 }

@@ -2,18 +2,21 @@ package auth
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/strictjson"
 )
 
 // maxTokenLen bounds the work one request can ask of the parser. Real tokens
@@ -100,6 +103,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	hasSecret, hasKey := len(cfg.Secret) > 0, len(cfg.KeyFile) > 0
 	if hasSecret == hasKey {
 		return nil, errors.New("auth: set exactly one of a JWT secret and a JWT key file")
+	}
+	if hasSecret && len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("auth: %w", shortSecret(len(cfg.Secret)))
 	}
 	if cfg.Leeway < 0 {
 		return nil, errors.New("auth: JWT leeway must not be negative")
@@ -188,16 +194,19 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if c, ok := ks.cache.get(token); ok && (c.ExpiresAt.IsZero() || time.Now().Before(c.ExpiresAt.Add(v.leeway))) {
 		return &c, nil
 	}
+	if err := checkHeader(token); err != nil {
+		return nil, err
+	}
 	var tc tokenClaims
 	parsed, err := ks.parser.ParseWithClaims(token, &tc, ks.keyFunc)
 	if err != nil {
 		return nil, v.classify(err, ks, parsed, &tc)
 	}
-	// Only now is the payload trusted enough to judge. The raw bytes are
-	// checked for UTF-8 because encoding/json would quietly turn invalid
-	// bytes into U+FFFD, and then two different subs could name one user.
+	// Only now is the payload trusted enough to judge. It is valid UTF-8
+	// (UnmarshalJSON refused anything else, which encoding/json would have
+	// turned into U+FFFD, so that two different subs could name one user).
 	var sub string
-	if !utf8.Valid(tc.Subject) || json.Unmarshal(tc.Subject, &sub) != nil || notice.ValidUserLen(sub, v.maxUserLen) != nil {
+	if json.Unmarshal(tc.Subject, &sub) != nil || notice.ValidUserLen(sub, v.maxUserLen) != nil {
 		return nil, fmt.Errorf("%w: sub must be a string of 1 to %d bytes of UTF-8 without control characters, white space, { or }",
 			ErrSubject, v.userLen())
 	}
@@ -218,6 +227,36 @@ func (v *Verifier) userLen() int {
 		return notice.MaxUserLen
 	}
 	return v.maxUserLen
+}
+
+// checkHeader refuses two things the jwt library lets through in a
+// token's header: a name given twice (the library keeps the last one, so
+// two readers of one token could see different algorithms or kids), and
+// crit (RFC 7515 §4.1.11), which names extensions the verifier must
+// understand or else refuse the token: noticed understands none. What else
+// is wrong with the token the parser says after this.
+func checkHeader(token string) error {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return nil
+	}
+	err = strictjson.Object(raw, func(name string, _ jsontext.Value) error {
+		if name == "crit" {
+			return fmt.Errorf("%w: the crit header names an extension noticed does not understand", ErrMalformed)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, strictjson.ErrDuplicate):
+		return fmt.Errorf("%w: the header names a parameter twice", ErrMalformed)
+	case errors.Is(err, strictjson.ErrInvalid):
+		return fmt.Errorf("%w: the header is not a JSON object in UTF-8", ErrMalformed)
+	}
+	return err
 }
 
 // keyFunc picks the one key a token is checked with; a token is never
@@ -247,13 +286,13 @@ func (ks *keySet) keyFunc(t *jwt.Token) (any, error) {
 	rawKid, hasKid := t.Header["kid"]
 	if !hasKid {
 		if only == nil {
-			return nil, &keyError{fmt.Errorf("%w: %d keys verify %s, so the token must name one", ErrNeedKid, fitting, alg)}
+			return nil, &reasonError{fmt.Errorf("%w: %d keys verify %s, so the token must name one", ErrNeedKid, fitting, alg)}
 		}
 		return only.key, nil
 	}
 	kid, ok := rawKid.(string)
 	if !ok {
-		return nil, &keyError{fmt.Errorf("%w: kid is not a string", ErrMalformed)}
+		return nil, &reasonError{fmt.Errorf("%w: kid is not a string", ErrMalformed)}
 	}
 	named := false
 	for i := range ks.keys {
@@ -265,19 +304,20 @@ func (ks *keySet) keyFunc(t *jwt.Token) (any, error) {
 		}
 	}
 	if named {
-		return nil, &keyError{fmt.Errorf("%w: the key the kid names does not verify %s", ErrSignature, alg)}
+		return nil, &reasonError{fmt.Errorf("%w: the key the kid names does not verify %s", ErrSignature, alg)}
 	}
 	if only != nil && !only.named {
 		return only.key, nil
 	}
-	return nil, &keyError{fmt.Errorf("%w: no key has the token's kid", ErrUnknownKey)}
+	return nil, &reasonError{fmt.Errorf("%w: no key has the token's kid", ErrUnknownKey)}
 }
 
-// keyError carries keyFunc's reason through the jwt library's error.
-type keyError struct{ err error }
+// reasonError carries a reason of our own (from keyFunc or the claims'
+// UnmarshalJSON) through the jwt library's error.
+type reasonError struct{ err error }
 
-func (e *keyError) Error() string { return e.err.Error() }
-func (e *keyError) Unwrap() error { return e.err }
+func (e *reasonError) Error() string { return e.err.Error() }
+func (e *reasonError) Unwrap() error { return e.err }
 
 var errAlgorithm = errors.New("algorithm not allowed for the configured key")
 
@@ -285,9 +325,9 @@ var errAlgorithm = errors.New("algorithm not allowed for the configured key")
 // wrapped: its text can quote the token's header (the alg name, say), and our
 // messages must not carry token text.
 func (v *Verifier) classify(err error, ks *keySet, t *jwt.Token, tc *tokenClaims) error {
-	// keyFunc's own refusals come back inside jwt's; they carry no token
-	// text, so they are passed on as they are.
-	var ke *keyError
+	// Our own refusals come back inside jwt's; they carry no token text, so
+	// they are passed on as they are.
+	var ke *reasonError
 	if errors.As(err, &ke) {
 		return ke.err
 	}

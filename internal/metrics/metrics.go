@@ -58,14 +58,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "noticed_streams_refused_total", Help: "Stream requests refused, and streams closed for their client's input after the request (client_input), by reason.",
 		}, []string{"reason"}),
 		AuthRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "noticed_auth_refused_total", Help: "Requests refused for their token, by reason.",
+			Name: "noticed_auth_refused_total", Help: "Requests refused for their token, by reason (origin: the cookie sent from a foreign origin).",
 		}, []string{"reason"}),
 		BackendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "noticed_backend_errors_total", Help: "Failed backend calls, by operation.",
 		}, []string{"op"}),
 	}
 	// Known reasons export 0 from the start, so dashboards see the series.
-	for _, r := range []string{"no_token", "malformed", "signature", "expired", "not_yet_valid", "issuer", "audience", "subject", "unknown_key", "no_kid", "scope"} {
+	for _, r := range []string{"no_token", "malformed", "signature", "expired", "not_yet_valid", "issuer", "audience", "subject", "unknown_key", "no_kid", "scope", "origin"} {
 		m.AuthRefused.WithLabelValues(r)
 	}
 	for _, r := range []string{"user_limit", "instance_full", "shutting_down", "bad_last_event_id", "client_input"} {

@@ -26,7 +26,7 @@ func status(err error) int {
 	switch {
 	case auth.Refused(err):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrForbidden), errors.Is(err, ErrForeignOrigin):
 		return http.StatusForbidden
 	case errors.Is(err, ErrBadBody), errors.Is(err, sse.ErrBadLastEventID):
 		return http.StatusBadRequest
@@ -66,9 +66,17 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
+// writeJSON is the one place a JSON reply or error body is written. Plain
+// JSON, without encoding/json's HTML escaping: a message that quotes what
+// the client sent ("<b>" as an unknown field) reads as it was sent, not as
+// "\u003cb\u003e". The body is never HTML: nosniff keeps a browser from
+// guessing that it is.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }

@@ -53,8 +53,9 @@ type Config struct {
 }
 
 type server struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	origins *originPolicy
 }
 
 // New returns the router serving every endpoint of the contract.
@@ -80,7 +81,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.NewRegistry()
 	}
-	s := &server{cfg: cfg, log: cfg.Logger}
+	s := &server{cfg: cfg, log: cfg.Logger, origins: newOriginPolicy(cfg.CORSOrigins, cfg.TrustedProxies)}
 
 	r := chi.NewRouter()
 	r.Use(s.recoverer, s.accessLog, httpVersion)
@@ -97,8 +98,8 @@ func New(cfg Config) http.Handler {
 			MaxAge:           600,
 		}))
 	}
-	r.Get("/notice", s.subscribe)
-	r.Post("/notice", s.publish)
+	r.With(s.sameOrigin).Get("/notice", s.subscribe)
+	r.With(s.sameOrigin).Post("/notice", s.publish)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
@@ -114,9 +115,9 @@ func New(cfg Config) http.Handler {
 	return r
 }
 
-// authenticate checks the request's token and counts refusals by reason.
-func (s *server) authenticate(r *http.Request) (*auth.Claims, error) {
-	claims, err := s.cfg.Verifier.Verify(auth.TokenFromRequest(r))
+// authenticate checks a request's token and counts refusals by reason.
+func (s *server) authenticate(token string) (*auth.Claims, error) {
+	claims, err := s.cfg.Verifier.Verify(token)
 	if err != nil {
 		s.cfg.Metrics.AuthRefused.WithLabelValues(auth.Reason(err)).Inc()
 		return nil, err
@@ -125,7 +126,7 @@ func (s *server) authenticate(r *http.Request) (*auth.Claims, error) {
 }
 
 func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authenticate(r)
+	claims, err := s.authenticate(auth.TokenFromRequest(r))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -155,7 +156,14 @@ func refusal(err error) string {
 }
 
 func (s *server) publish(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authenticate(r)
+	// Never the cookie: a browser attaches it to a form any site can post.
+	tok := auth.ExplicitToken(r)
+	if _, err := r.Cookie(auth.CookieName); tok == "" && err == nil {
+		s.cfg.Metrics.AuthRefused.WithLabelValues(auth.Reason(auth.ErrNoToken)).Inc()
+		writeError(w, fmt.Errorf("%w: publishing takes its token from the Authorization header or the token parameter, never from the cookie", auth.ErrNoToken))
+		return
+	}
+	claims, err := s.authenticate(tok)
 	if err != nil {
 		writeError(w, err)
 		return

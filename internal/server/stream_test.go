@@ -154,15 +154,17 @@ func TestReplayThenLiveHasNoGapNoDuplicate(t *testing.T) {
 	s.none(t)
 }
 
+// The error names what was malformed, the header or the parameter, as
+// plain JSON (its "<ms>-<seq>" used to read "\u003cms\u003e-\u003cseq\u003e").
 func TestMalformedLastEventIDIs400(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	e.hostile()
-	for _, tt := range []struct{ query, header string }{
-		{"lastEventId=abc", ""},
-		{"lastEventId=1-2-3", ""},
-		{"", "12x"},
-		{"lastEventId=1-0", "-5"},
+	for _, tt := range []struct{ query, header, want string }{
+		{"lastEventId=abc", "", "the lastEventId query parameter must be <ms>-<seq>"},
+		{"lastEventId=1-2-3", "", "the lastEventId query parameter must be <ms>-<seq>"},
+		{"", "12x", "the Last-Event-ID header must be <ms>-<seq>"},
+		{"lastEventId=1-0", "-5", "the Last-Event-ID header must be <ms>-<seq>"},
 	} {
 		q := "token=" + token(t, "erin") + "&" + tt.query
 		hdr := http.Header{}
@@ -174,7 +176,10 @@ func TestMalformedLastEventIDIs400(t *testing.T) {
 			t.Errorf("%+v: status %d, want 400", tt, resp.StatusCode)
 			continue
 		}
-		assertJSONError(t, resp)
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.HasPrefix(string(body), `{"error":"`) || !strings.Contains(string(body), tt.want) {
+			t.Errorf("%+v: body %s, want a JSON error saying %q", tt, body, tt.want)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -45,7 +46,7 @@ type Options struct {
 }
 
 // Request errors, returned before anything is written.
-var ErrBadLastEventID = errors.New("malformed Last-Event-ID: want <ms>-<seq>")
+var ErrBadLastEventID = errors.New("malformed last event id")
 
 // Handler serves users' event streams from a hub and the store behind it.
 type Handler struct {
@@ -93,16 +94,16 @@ func NewHandler(hub *routing.Hub, store routing.Store, opts Options) *Handler {
 // a reconnecting EventSource) beats the lastEventId query parameter (set by
 // a page that kept the id). ok is false when neither is given.
 func LastEventID(r *http.Request) (id notice.ID, ok bool, err error) {
-	text := r.Header.Get("Last-Event-ID")
+	text, source := r.Header.Get("Last-Event-ID"), "the Last-Event-ID header"
 	if text == "" {
-		text = r.URL.Query().Get("lastEventId")
+		text, source = r.URL.Query().Get("lastEventId"), "the lastEventId query parameter"
 	}
 	if text == "" {
 		return notice.Zero, false, nil
 	}
 	id, err = notice.ParseID(text)
 	if err != nil {
-		return notice.Zero, false, ErrBadLastEventID
+		return notice.Zero, false, fmt.Errorf("%w: %s must be <ms>-<seq> or <ms>", ErrBadLastEventID, source)
 	}
 	return id, true, nil
 }
