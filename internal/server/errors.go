@@ -50,11 +50,16 @@ func status(err error) int {
 }
 
 // writeError answers with err's status and {"error": "..."}. Internal
-// errors are not described to the client; the caller logs them.
+// errors are not described to the client, but for a stream the server
+// cannot hand over, a fault of the deployment that says nothing secret;
+// the caller logs them.
 func writeError(w http.ResponseWriter, err error) {
 	code := status(err)
 	msg := err.Error()
-	if code == http.StatusInternalServerError {
+	switch {
+	case errors.Is(err, sse.ErrNotHijackable):
+		msg = sse.ErrNotHijackable.Error()
+	case code == http.StatusInternalServerError:
 		msg = "internal error"
 	}
 	switch code {

@@ -170,7 +170,7 @@ func (s *stream) wake(reason uint8) {
 	s.pend |= reason
 	if s.running {
 		s.mu.Unlock()
-		if reason&wakeGone != 0 && s.nc != nil {
+		if reason&wakeGone != 0 {
 			_ = s.nc.Close()
 		}
 		return
