@@ -25,6 +25,7 @@ import (
 	"github.com/noticed/noticed/internal/memstore"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/redisstore"
+	"github.com/noticed/noticed/internal/retry"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/server"
 	"github.com/noticed/noticed/internal/sse"
@@ -225,7 +226,8 @@ func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, 
 	// An instance may start before Redis does: keep trying while Redis is
 	// only unreachable; fail at once on anything else (a bad URL, a refused
 	// CONFIG SET).
-	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+	backoff := retry.New(100*time.Millisecond, 5*time.Second)
+	for {
 		startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		s, err := redisstore.New(startCtx, opts)
 		cancel()
@@ -235,10 +237,9 @@ func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, 
 		if !errors.Is(err, routing.ErrUnavailable) || ctx.Err() != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
+		wait := backoff.Next()
 		log.Warn("redis does not answer yet; retrying", "err", err, "retry_in", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if !retry.Sleep(wait, ctx.Done()) {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 	}

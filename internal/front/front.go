@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/noticed/noticed/internal/retry"
 )
 
 // Options configure a Listener. They mirror the http.Server's limits, so a
@@ -118,7 +120,7 @@ func (l *Listener) Wait(ctx context.Context) error {
 }
 
 func (l *Listener) acceptLoop() {
-	var backoff time.Duration
+	backoff := retry.New(5*time.Millisecond, time.Second)
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -126,14 +128,12 @@ func (l *Listener) acceptLoop() {
 			// http.Server does.
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				l.opts.Logger.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
-				select {
-				case <-time.After(backoff):
-					continue
-				case <-l.done:
+				wait := backoff.Next()
+				l.opts.Logger.Warn("accept failed; retrying", "err", err, "retry_in", wait)
+				if !retry.Sleep(wait, l.done) {
 					return
 				}
+				continue
 			}
 			if !errors.Is(err, net.ErrClosed) {
 				l.acceptErr = err
@@ -141,7 +141,7 @@ func (l *Listener) acceptLoop() {
 			close(l.done)
 			return
 		}
-		backoff = 0
+		backoff.Reset()
 		l.inflight.Add(1)
 		go l.serveConn(c)
 	}

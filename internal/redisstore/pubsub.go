@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/noticed/noticed/internal/retry"
 )
 
 // readPubSub is the one goroutine that receives from the Pub/Sub
@@ -16,7 +18,7 @@ func (s *Store) readPubSub() {
 	ctx, cancel := s.untilClose()
 	defer cancel()
 	pinged := false
-	var pause time.Duration
+	backoff := retry.New(10*time.Millisecond, time.Second)
 	for {
 		var msg any
 		var err error
@@ -51,15 +53,13 @@ func (s *Store) readPubSub() {
 			}
 			pinged = false
 			s.markLost(err)
-			pause = min(max(2*pause, 10*time.Millisecond), time.Second)
-			select {
-			case <-ctx.Done():
+			if !backoff.Wait(ctx.Done()) {
 				return
-			case <-time.After(pause):
 			}
 			continue
 		}
-		pinged, pause = false, 0
+		pinged = false
+		backoff.Reset()
 		if s.takeLost() {
 			s.recover(ctx)
 		}
@@ -105,7 +105,8 @@ func (s *Store) recover(ctx context.Context) {
 	s.retryPendingLocked()
 	s.mu.Unlock()
 
-	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+	backoff := retry.New(10*time.Millisecond, time.Second)
+	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := s.ensureNotifyFlags(cctx)
 		cancel()
@@ -116,10 +117,8 @@ func (s *Store) recover(ctx context.Context) {
 			s.log.Error("cannot turn Redis keyspace notifications on again; followed streams get no live events", "err", err)
 			break
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx.Done()) {
 			return
-		case <-time.After(pause):
 		}
 	}
 

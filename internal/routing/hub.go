@@ -11,6 +11,7 @@ import (
 
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/retry"
 )
 
 // Encoder turns an entry into the bytes every stream of its user is sent.
@@ -48,6 +49,12 @@ type Options struct {
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 }
+
+// A store that does not answer is asked again after 50ms, doubling up to 2s.
+const (
+	storeRetryFirst = 50 * time.Millisecond
+	storeRetryMax   = 2 * time.Second
+)
 
 // Errors Subscribe returns when a stream may not open.
 var (
@@ -237,7 +244,7 @@ func (h *Hub) Unsubscribe(c *Conn) {
 // follow starts following u, retrying while the store does not answer:
 // streams opened during an outage wait for it rather than fail.
 func (h *Hub) follow(u *user) {
-	backoff := newBackoff()
+	backoff := retry.New(storeRetryFirst, storeRetryMax)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		id, err := h.store.Follow(ctx, u.name)
@@ -262,8 +269,9 @@ func (h *Hub) follow(u *user) {
 			return
 		}
 		h.m.BackendErrors.WithLabelValues("follow").Inc()
-		h.log.Warn("following a user failed; retrying", "err", err, "retry_in", backoff.peek())
-		if !backoff.wait(h.stop) {
+		wait := backoff.Next()
+		h.log.Warn("following a user failed; retrying", "err", err, "retry_in", wait)
+		if !retry.Sleep(wait, h.stop) {
 			return
 		}
 		h.mu.Lock()

@@ -3,6 +3,8 @@ package routing
 import (
 	"context"
 	"time"
+
+	"github.com/noticed/noticed/internal/retry"
 )
 
 // maxUsersPerRead bounds one batched read, so one round trip stays small.
@@ -18,7 +20,7 @@ const InlineBudget = 500 * time.Microsecond
 // Run reads changed users' new entries and fans them out until Close.
 func (h *Hub) Run() {
 	defer close(h.stopped)
-	backoff := newBackoff()
+	backoff := retry.New(storeRetryFirst, storeRetryMax)
 	for {
 		select {
 		case <-h.stop:
@@ -39,12 +41,12 @@ func (h *Hub) Run() {
 				h.m.BackendErrors.WithLabelValues("read").Inc()
 				h.log.Warn("reading new entries failed; retrying", "err", err, "users", len(cursors))
 				h.markFailed(cursors)
-				if !backoff.wait(h.stop) {
+				if !backoff.Wait(h.stop) {
 					return
 				}
 				continue
 			}
-			backoff = newBackoff()
+			backoff.Reset()
 		}
 	}
 }

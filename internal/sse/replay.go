@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/retry"
 	"github.com/noticed/noticed/internal/routing"
 )
 
@@ -73,7 +74,7 @@ const skewMargin = 2 * time.Second
 // replayFrom is replay, with the gap check optional.
 func (s *stream) replayFrom(from, upTo notice.ID, checkGap bool) bool {
 	after, first := from, true
-	backoff := 50 * time.Millisecond
+	backoff := retry.New(50*time.Millisecond, 2*time.Second)
 	for first || after.Less(upTo) {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		batches, err := s.h.store.Read(ctx, []routing.Cursor{{
@@ -86,10 +87,9 @@ func (s *stream) replayFrom(from, upTo notice.ID, checkGap bool) bool {
 			}
 			s.h.m.BackendErrors.WithLabelValues("replay").Inc()
 			s.h.log.Warn("replay read failed; retrying", "err", err)
-			if !s.idle(nil, time.After(backoff)) {
+			if !s.idle(nil, time.After(backoff.Next())) {
 				return false
 			}
-			backoff = min(backoff*2, 2*time.Second)
 			continue
 		}
 		b := batches[0]
