@@ -67,7 +67,7 @@ fuzz() {
   echo "fuzz $2: ok ($FUZZRETRY, second run)"
 }
 fuzz ./internal/notice FuzzParseID
-fuzz ./internal/sse FuzzAppendEvent
+fuzz ./internal/sse FuzzAppendEntry
 fuzz ./internal/sse FuzzReader
 fuzz ./internal/auth FuzzVerify
 fuzz ./internal/server FuzzPublishBody

@@ -154,3 +154,10 @@ func pingCalls(t *testing.T, raw *redis.Client) int {
 	n, _ := strconv.Atoi(digits)
 	return n
 }
+
+// lossCount is how often the Pub/Sub connection failed.
+func (s *Store) lossCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.losses
+}

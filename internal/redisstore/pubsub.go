@@ -166,10 +166,3 @@ func addsEntries(event string) bool {
 	}
 	return false
 }
-
-// lossCount is how often the Pub/Sub connection failed, for tests.
-func (s *Store) lossCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.losses
-}

@@ -39,10 +39,8 @@ type Options struct {
 	// MaxConnsPerUser and MaxConns limit open streams; 0 means no limit.
 	MaxConnsPerUser int
 	MaxConns        int
-	// ReadBatch is how many entries one read takes per user. Default 256.
-	ReadBatch int
 	// TrimLen is how many entries the store keeps per user (0: unknown).
-	// A read that returns min(ReadBatch, TrimLen) entries means the hub is
+	// A read that returns min(readBatch, TrimLen) entries means the hub is
 	// behind enough that entries may have been trimmed before it read them,
 	// and it asks the store.
 	TrimLen int
@@ -117,9 +115,6 @@ type user struct {
 func New(store Store, encode Encoder, opts Options) *Hub {
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = 64
-	}
-	if opts.ReadBatch <= 0 {
-		opts.ReadBatch = 256
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.Discard()

@@ -10,11 +10,14 @@ import (
 // maxUsersPerRead bounds one batched read, so one round trip stays small.
 const maxUsersPerRead = 512
 
+// readBatch is how many entries one read takes per user.
+const readBatch = 256
+
 // InlineBudget is how long the hub's reader goroutine may spend, per read,
 // writing fanned-out frames to streams itself. Writing at once saves a
-// goroutine start and a scheduler wake-up per event (about a tenth of the
-// server's CPU per event at 5,000 events/s); past the budget, the streams of a large
-// fan-out are written on their own goroutines, on every core.
+// goroutine start and a scheduler wake-up per event (docs/benchmarks.md);
+// past the budget, the streams of a large fan-out are written on their own
+// goroutines, on every core.
 const InlineBudget = 500 * time.Microsecond
 
 // Run reads changed users' new entries and fans them out until Close.
@@ -28,10 +31,7 @@ func (h *Hub) Run() {
 		case <-h.wake:
 		}
 		// No waiting for more to gather: while one read is under way the
-		// next notifications queue, and the next read takes them all. (A
-		// pause of 0.3 ms before busy reads, which Go's timers made 1.1 ms,
-		// added a millisecond to the median and saved no CPU even at
-		// 20,000 events/s.)
+		// next notifications queue, and the next read takes them all.
 		for {
 			cursors := h.takeDirty()
 			if len(cursors) == 0 {
@@ -75,7 +75,7 @@ func (h *Hub) takeDirty() []Cursor {
 		if u == nil || u.state != ready {
 			continue
 		}
-		cursors = append(cursors, Cursor{User: name, After: u.cursor, Count: h.opts.ReadBatch, CheckGap: u.recheck})
+		cursors = append(cursors, Cursor{User: name, After: u.cursor, Count: readBatch, CheckGap: u.recheck})
 		u.recheck = false
 		if len(cursors) == maxUsersPerRead {
 			break

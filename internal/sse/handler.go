@@ -28,18 +28,21 @@ import (
 type Options struct {
 	Heartbeat    time.Duration // comment line on idle streams; default 15s
 	WriteTimeout time.Duration // deadline on each write; default 10s
-	// Retry is the reconnection delay a stream starts with; up to half of
-	// it again is added at random so that the streams of a lost instance
-	// do not all come back in the same millisecond. Default 2s.
-	Retry time.Duration
-	// StartWait is how long a new stream waits for the backend before its
-	// headers are sent anyway (a browser gives up on anything but 200).
-	// Default 2s.
-	StartWait   time.Duration
-	ReplayBatch int // entries per replay read; default 500
-	Metrics     *metrics.Metrics
-	Logger      *slog.Logger
+	Metrics      *metrics.Metrics
+	Logger       *slog.Logger
 }
+
+const (
+	// retryBase is the reconnection delay a stream starts with; up to
+	// half of it again is added at random so that the streams of a lost
+	// instance do not all come back in the same millisecond.
+	retryBase = 2 * time.Second
+	// startWait is how long a new stream waits for the backend before its
+	// headers are sent anyway (a browser gives up on anything but 200).
+	startWait = 2 * time.Second
+	// replayBatch is how many entries one replay read takes.
+	replayBatch = 500
+)
 
 // Request errors, returned before anything is written.
 var (
@@ -72,15 +75,6 @@ func NewHandler(hub *routing.Hub, store routing.Store, opts Options) *Handler {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
-	}
-	if opts.Retry <= 0 {
-		opts.Retry = 2 * time.Second
-	}
-	if opts.StartWait <= 0 {
-		opts.StartWait = 2 * time.Second
-	}
-	if opts.ReplayBatch <= 0 {
-		opts.ReplayBatch = 500
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.Discard()
@@ -139,7 +133,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 	// Wait briefly for the hub to follow the user, so that the headers mean
 	// "every entry from now on will arrive"; past that, send them anyway
 	// and keep the stream waiting for the backend with heartbeats.
-	waitCtx, cancel := context.WithTimeout(r.Context(), h.opts.StartWait)
+	waitCtx, cancel := context.WithTimeout(r.Context(), startWait)
 	start, startErr := conn.Start(waitCtx)
 	cancel()
 	if errors.Is(startErr, routing.ErrClosed) {
@@ -210,7 +204,7 @@ func (s *stream) open(hdr http.Header, flushNow bool) bool {
 	setStreamHeaders(hdr)
 	hdr.Set("Connection", "close") // the body ends when the connection does
 	s.buf = appendHead(s.buf, hdr)
-	s.buf = AppendRetry(s.buf, jitter(s.h.opts.Retry, s.h.opts.Retry/2).Milliseconds())
+	s.buf = AppendRetry(s.buf, jitter(retryBase, retryBase/2).Milliseconds())
 	return !flushNow || s.flush()
 }
 

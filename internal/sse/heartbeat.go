@@ -33,9 +33,9 @@ func (b *heartbeat) pinged() { b.wrote.Store(false) }
 
 // first is the delay to an armed stream's first tick: a random moment
 // within one interval, so that streams opened together (a deploy, a
-// reconnect storm) do not tick together for ever after; ten thousand
-// heartbeats in the same second showed in every event's latency that
-// second. No stream goes longer than the interval without a write.
+// reconnect storm) do not tick together for ever after, delaying every
+// event written in that instant. No stream goes longer than the interval
+// without a write.
 func (b *heartbeat) first() time.Duration {
 	return jitter(b.every/10, b.every*9/10)
 }

@@ -19,7 +19,8 @@ import (
 )
 
 // stream is one response being written. Until it is armed, only its
-// request goroutine touches it; after, only its pump does.
+// request goroutine writes it; after, only whoever set running does (its
+// pump, or the hub's goroutine in writeNow).
 type stream struct {
 	h        *Handler
 	conn     *routing.Conn
