@@ -2,6 +2,9 @@
 package metrics
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -10,6 +13,7 @@ import (
 // is given, so tests can read them from a registry of their own.
 type Metrics struct {
 	StreamsOpen     prometheus.Gauge
+	MaxConns        prometheus.Gauge
 	StreamsOpened   prometheus.Counter
 	FollowedUsers   prometheus.Gauge
 	EventsDelivered prometheus.Counter
@@ -29,6 +33,9 @@ func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		StreamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "noticed_streams_open", Help: "Event streams open on this instance.",
+		}),
+		MaxConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "noticed_max_conns", Help: "Open streams this instance accepts (-max-conns, or what its open-files limit allows); 0: no limit.",
 		}),
 		StreamsOpened: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "noticed_streams_opened_total", Help: "Event streams accepted since start.",
@@ -72,7 +79,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.StreamsRefused.WithLabelValues(r)
 	}
 	reg.MustRegister(
-		m.StreamsOpen, m.StreamsOpened, m.FollowedUsers, m.EventsDelivered, m.EventsReplayed,
+		m.StreamsOpen, m.MaxConns, m.StreamsOpened, m.FollowedUsers, m.EventsDelivered, m.EventsReplayed,
 		m.EventsPublished, m.EventsRead, m.GapsSent, m.SlowClosed, m.StreamsRefused,
 		m.AuthRefused, m.BackendErrors,
 		// The scheduler's latency histogram (go_sched_latencies_seconds): how
@@ -81,6 +88,26 @@ func New(reg prometheus.Registerer) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// RegisterReady exports noticed_ready: 1 while the backend answers ping,
+// as /readyz would say at the moment of the scrape, labelled with the
+// backend's kind (memory, file, redis), so that alerts tell a Redis that
+// does not answer from an instance that cannot reach it.
+func RegisterReady(reg prometheus.Registerer, backend string, ping func(context.Context) error) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "noticed_ready",
+		Help:        "1 while the backend answers (GET /readyz is 200), 0 while it does not.",
+		ConstLabels: prometheus.Labels{"backend": backend},
+	}, func() float64 {
+		// /readyz's own bound, well inside a scrape's timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if ping(ctx) != nil {
+			return 0
+		}
+		return 1
+	}))
 }
 
 // Discard returns metrics registered nowhere, for tests and benchmarks
