@@ -20,6 +20,7 @@ type Metrics struct {
 	EventsReplayed  prometheus.Counter
 	EventsPublished prometheus.Counter
 	EventsRead      prometheus.Counter
+	ReadDelay       prometheus.Histogram
 	GapsSent        prometheus.Counter
 	SlowClosed      prometheus.Counter
 	StreamsRefused  *prometheus.CounterVec
@@ -55,6 +56,13 @@ func New(reg prometheus.Registerer) *Metrics {
 		EventsRead: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "noticed_events_read_total", Help: "Entries read from the backend for live fan-out (once per instance, whatever the number of streams).",
 		}),
+		ReadDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "noticed_event_read_delay_seconds",
+			Help: "Time from an entry's id (its append, by the backend's clock) to this instance reading it for live fan-out: the wait a live event had before its streams were written.",
+			// From a quiet instance's fraction of a millisecond to a
+			// backend that was away for a minute.
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
 		GapsSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "noticed_gaps_sent_total", Help: "gap events sent: on a replay whose history after Last-Event-ID may have been lost, or on an open stream whose user lost entries before they were read.",
 		}),
@@ -80,7 +88,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(
 		m.StreamsOpen, m.MaxConns, m.StreamsOpened, m.FollowedUsers, m.EventsDelivered, m.EventsReplayed,
-		m.EventsPublished, m.EventsRead, m.GapsSent, m.SlowClosed, m.StreamsRefused,
+		m.EventsPublished, m.EventsRead, m.ReadDelay, m.GapsSent, m.SlowClosed, m.StreamsRefused,
 		m.AuthRefused, m.BackendErrors,
 		// The scheduler's latency histogram (go_sched_latencies_seconds): how
 		// long goroutines wait to run, which a busy instance's tail shows first.
