@@ -86,6 +86,9 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{"user_limit", "instance_full", "shutting_down", "bad_last_event_id"} {
 		m.StreamsRefused.WithLabelValues(r)
 	}
+	for _, op := range []string{"append", "read", "follow", "unfollow", "replay"} {
+		m.BackendErrors.WithLabelValues(op)
+	}
 	reg.MustRegister(
 		m.StreamsOpen, m.MaxConns, m.StreamsOpened, m.FollowedUsers, m.EventsDelivered, m.EventsReplayed,
 		m.EventsPublished, m.EventsRead, m.ReadDelay, m.GapsSent, m.SlowClosed, m.StreamsRefused,
