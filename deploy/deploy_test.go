@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/noticed/noticed/internal/testtools"
 )
 
 // binary is noticed, built static (CGO_ENABLED=0) as the image needs it.
@@ -35,30 +37,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need finds a tool the test cannot do without. Missing, the test fails
-// saying which package holds it (scripts/test.sh installs them), or, with
-// NOTICED_ALLOW_SKIP=1, is skipped saying so.
+// need finds a tool the test cannot do without: missing, the test fails
+// (testtools.Need).
 func need(t *testing.T, name, pkg string) string {
 	t.Helper()
-	if path, err := exec.LookPath(name); err == nil {
-		return path
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if p := filepath.Join(dir, name); isExecutable(p) {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("%s not found: apt-get install %s (scripts/test.sh does it as root); the operator's kit is NOT checked", name, pkg)
-	if os.Getenv("NOTICED_ALLOW_SKIP") == "1" {
-		t.Skip(msg)
-	}
-	t.Fatal(msg)
-	return ""
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+	return testtools.Need(t, name, pkg)
 }
 
 // run runs a tool with a bound on its time and returns its output,

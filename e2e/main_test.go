@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/noticed/noticed/internal/testtools"
 )
 
 // binary is noticed, built once for every test with the race detector on,
@@ -30,22 +32,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need finds a program the tests cannot do without. Missing, the test
-// fails saying what to install, or is skipped when NOTICED_ALLOW_SKIP=1.
+// need finds a program the tests cannot do without (testtools.Need).
 func need(t testing.TB, name, pkg string, alsoIn ...string) string {
 	t.Helper()
-	if path, err := exec.LookPath(name); err == nil {
-		return path
-	}
-	for _, p := range alsoIn {
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("%s not found: apt-get install %s", name, pkg)
-	if os.Getenv("NOTICED_ALLOW_SKIP") == "1" {
-		t.Skip(msg)
-	}
-	t.Fatal(msg)
-	return ""
+	return testtools.Need(t, name, pkg, alsoIn...)
 }

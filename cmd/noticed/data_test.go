@@ -12,23 +12,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
-	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/sse"
 )
-
-const dataSecret = "data-test-secret-data-test-secret"
-
-func dataToken(t *testing.T, sub string, scopes ...string) string {
-	t.Helper()
-	tok, err := auth.Sign([]byte(dataSecret), sub, time.Hour, scopes, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 // publishID publishes one event and returns its id, or an error once the
 // server is gone.
@@ -99,8 +86,8 @@ func dataArgs(path string) []string {
 func TestDataSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "noticed.db")
-	env := []string{"NOTICED_JWT_SECRET=" + dataSecret}
-	sub, pub := dataToken(t, "kill-user"), dataToken(t, "producer", "publish")
+	env := []string{"NOTICED_JWT_SECRET=" + limitSecret}
+	sub, pub := limitToken(t, "kill-user"), limitToken(t, "producer", "publish")
 
 	p := start(t, env, dataArgs(path)...)
 	resp, r := openStream(t, p.url, sub)
@@ -208,7 +195,7 @@ func idLess(t *testing.T, a, b string) bool {
 func TestSecondInstanceOnTheDataFileIsRefused(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "noticed.db")
-	env := []string{"NOTICED_JWT_SECRET=" + dataSecret}
+	env := []string{"NOTICED_JWT_SECRET=" + limitSecret}
 	first := start(t, env, dataArgs(path)...)
 
 	cmd := exec.Command(binary, dataArgs(path)...)
@@ -219,7 +206,7 @@ func TestSecondInstanceOnTheDataFileIsRefused(t *testing.T) {
 		t.Fatalf("second instance: %v\n%s\nwant exit 1 saying the file is in use", err, out)
 	}
 	// The first goes on serving from the file.
-	if _, err := publishID(first.url, dataToken(t, "p", "publish"), "u", "still here"); err != nil {
+	if _, err := publishID(first.url, limitToken(t, "p", "publish"), "u", "still here"); err != nil {
 		t.Fatalf("the first instance after the refusal: %v", err)
 	}
 	if first.stdout.saw(regexp.MustCompile(`"level":"ERROR"`)) {
