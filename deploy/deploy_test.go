@@ -5,7 +5,6 @@ package deploy
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,24 +17,7 @@ import (
 // binary is noticed, built static (CGO_ENABLED=0) as the image needs it.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "noticed-deploy-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "noticed")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s", "-o", binary, "github.com/noticed/noticed/cmd/noticed")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building noticed: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testtools.RunWithNoticed(m, testtools.Static, &binary)) }
 
 // need finds a tool the test cannot do without: missing, the test fails
 // (testtools.Need).

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/noticed/noticed/internal/testtools"
@@ -14,23 +11,7 @@ import (
 // so that a data race under real load fails the test that caused it.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "noticed-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "noticed")
-	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/noticed/noticed/cmd/noticed")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building noticed: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testtools.RunWithNoticed(m, testtools.Race, &binary)) }
 
 // need finds a program the tests cannot do without (testtools.Need).
 func need(t testing.TB, name, pkg string, alsoIn ...string) string {
