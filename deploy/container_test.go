@@ -3,6 +3,7 @@ package deploy
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/sse"
 )
 
 // containerLimit bounds each container command: the image is FROM scratch
@@ -21,7 +25,9 @@ const containerLimit = time.Minute
 // TestContainerImage builds the image from deploy/Dockerfile with podman
 // (or docker where podman is absent), runs it, waits for /healthz through
 // the published port, runs the image's own HEALTHCHECK, and stops it with
-// SIGTERM, which must drain and exit 0.
+// SIGTERM, which must drain and exit 0. With podman, the streams are kept
+// with -data on a volume, and an event published before the stop is
+// replayed after the container starts again.
 func TestContainerImage(t *testing.T) {
 	t.Parallel()
 	engine, docker := containerEngine(t)
@@ -47,34 +53,23 @@ func TestContainerImage(t *testing.T) {
 	t.Cleanup(func() { runErr(containerLimit, engine, "rmi", "-f", image) })
 
 	port := freePort(t)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	args := []string{"run", "-d", "--name", name,
 		"-p", "127.0.0.1:" + strconv.Itoa(port) + ":8080",
-		"-e", "NOTICED_JWT_SECRET=container-test-secret-container-test",
-		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000",
-		image}
+		"-e", "NOTICED_JWT_SECRET=" + containerSecret,
+		"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1000:1000"}
+	volume := "noticed-test-" + suffix
 	if !docker {
-		// This machine's crun refuses its hybrid cgroups; runc runs.
+		// This machine's crun refuses its hybrid cgroups; runc runs. :U
+		// gives the volume to the image's user (docker has no such option).
 		args = append([]string{"--runtime", "runc"}, args...)
+		args = append(args, "-v", volume+":/data:U", "-e", "NOTICED_DATA=/data/noticed.db")
+		t.Cleanup(func() { runErr(containerLimit, engine, "volume", "rm", "-f", volume) })
 	}
-	run(t, containerLimit, engine, args...)
+	run(t, containerLimit, engine, append(args, image)...)
 	t.Cleanup(func() { runErr(containerLimit, engine, "rm", "-f", name) })
 	logs := func() string { out, _ := runErr(containerLimit, engine, "logs", name); return out }
-
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/healthz"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not answer 200 within 30s (last: %v); logs:\n%s", url, err, logs())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHealthz(t, base, logs)
 
 	if user := strings.TrimSpace(run(t, containerLimit, engine, "inspect", "--format", "{{.Config.User}}", name)); user == "" || user == "root" || strings.HasPrefix(user, "0") {
 		t.Errorf("the container runs as %q, want a user other than root", user)
@@ -87,12 +82,91 @@ func TestContainerImage(t *testing.T) {
 		run(t, containerLimit, engine, "--runtime", "runc", "healthcheck", "run", name)
 	}
 
+	id := publish(t, base)
+
 	run(t, containerLimit, engine, "stop", "-t", "15", name)
 	if code := strings.TrimSpace(run(t, containerLimit, engine, "inspect", "--format", "{{.State.ExitCode}}", name)); code != "0" {
 		t.Errorf("exit code after SIGTERM: %s, want 0; logs:\n%s", code, logs())
 	}
 	if l := logs(); !strings.Contains(l, `"msg":"stopped"`) {
 		t.Errorf("no drain on SIGTERM; logs:\n%s", l)
+	}
+	if docker {
+		return
+	}
+	run(t, containerLimit, engine, "--runtime", "runc", "start", name)
+	waitHealthz(t, base, logs)
+	if got := firstEvent(t, base); got != id {
+		t.Errorf("after a restart on the volume, the first event is %q, want %q published before it", got, id)
+	}
+}
+
+const containerSecret = "container-test-secret-container-test"
+
+// waitHealthz waits for base's /healthz to answer 200.
+func waitHealthz(t *testing.T, base string, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/healthz did not answer 200 within 30s (last: %v); logs:\n%s", base, err, logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// publish publishes one event to user "c" and returns its id.
+func publish(t *testing.T, base string) string {
+	t.Helper()
+	tok, err := auth.Sign([]byte(containerSecret), "producer", time.Hour, []string{"publish"}, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/notice", strings.NewReader(`{"user":"c","data":"kept"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("publish: %s, %v", resp.Status, err)
+	}
+	return out.ID
+}
+
+// firstEvent replays user "c"'s stream from the start and returns the id
+// of its first event.
+func firstEvent(t *testing.T, base string) string {
+	t.Helper()
+	tok, err := auth.Sign([]byte(containerSecret), "c", time.Hour, nil, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get(base + "/notice?lastEventId=0&token=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := sse.NewReader(resp.Body)
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			t.Fatalf("replay: %v", err)
+		}
+		if ev.Data != "" {
+			return ev.ID
+		}
 	}
 }
 
