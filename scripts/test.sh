@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs noticed's whole test suite: every package under -race (the Redis and
-# deployment tests start their own redis-server, nginx and headless chromium),
-# then each fuzz target briefly. Installs what the tests need when it is
+# deployment tests start their own redis-server, nginx and headless chromium;
+# deploy/'s tests check the operator's kit with systemd-analyze, promtool and
+# podman), then each fuzz target briefly. Installs what the tests need when it is
 # missing and this is root on Debian/Ubuntu; otherwise says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
