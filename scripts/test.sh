@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs noticed's whole test suite: every package under -race (the Redis and
-# deployment tests start their own redis-server, nginx and headless chromium),
-# then each fuzz target briefly. Installs what the tests need when it is
+# deployment tests start their own redis-server, nginx and headless chromium;
+# deploy/'s tests check the operator's kit with systemd-analyze, promtool and
+# podman), then each fuzz target briefly. Installs what the tests need when it is
 # missing and this is root on Debian/Ubuntu; otherwise says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,16 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the browser test (e2e)
 [ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || need+=(libnginx-mod-nchan)  # the load tool's Nchan runs
+# The operator's kit (deploy/): promtool checks the alerts and the dashboard,
+# systemd-analyze the unit, podman builds and runs the image (with runc: crun
+# refuses some hybrid cgroup set-ups).
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+if ! command -v podman >/dev/null 2>&1; then
+  command -v docker >/dev/null 2>&1 || need+=(podman runc)
+elif ! command -v runc >/dev/null 2>&1 && [ ! -x /usr/sbin/runc ]; then
+  need+=(runc)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need[*]}"
@@ -21,6 +32,8 @@ if [ ${#need[@]} -gt 0 ]; then
     # Debian starts the packaged services; the tests start their own.
     service redis-server stop >/dev/null 2>&1 || true
     service nginx stop >/dev/null 2>&1 || true
+    service prometheus stop >/dev/null 2>&1 || true
+    service prometheus-node-exporter stop >/dev/null 2>&1 || true
   else
     echo "test.sh: the tests need ${need[*]}: install with  sudo apt-get install ${need[*]}" >&2
     exit 1
@@ -74,6 +87,7 @@ fuzz ./internal/server FuzzPublishBody
 fuzz ./internal/strictjson FuzzObject
 fuzz ./internal/server FuzzForwardedFor
 fuzz ./internal/front FuzzFront
+fuzz ./internal/filestore FuzzDecodeEntry
 fuzz ./cmd/noticed-bench FuzzParsePayload
 fuzz ./cmd/noticed-bench FuzzStreamParser
 fuzz ./cmd/noticed-bench FuzzRespReader

@@ -17,6 +17,7 @@ import (
 type Config struct {
 	Addr        string
 	RedisURL    string
+	DataPath    string
 	JWTSecret   string
 	JWTKeyFile  string
 	JWTIssuer   string
@@ -49,6 +50,7 @@ type Config struct {
 func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address")
 	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL (redis:// or rediss://); empty: the embedded in-memory backend, one instance only")
+	fs.StringVar(&c.DataPath, "data", "", "without -redis: keep users' streams in this file (created if absent; one instance per file), so history survives restarts; empty: in memory")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HMAC secret for tokens (HS256/384/512)")
 	fs.StringVar(&c.JWTKeyFile, "jwt-key-file", "", "token keys: PEM public keys or certificates (RSA, ECDSA, Ed25519), or a JWK Set (JSON, also HMAC \"oct\" keys); a token's kid picks the key; re-read on SIGHUP")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required iss claim, if set")
@@ -113,6 +115,9 @@ func (c *Config) check() error {
 	}
 	if err := checkSecret(c.JWTSecret); err != nil {
 		errs = append(errs, err)
+	}
+	if c.DataPath != "" && c.RedisURL != "" {
+		errs = append(errs, errors.New("-data and -redis are exclusive: -data is the embedded backend's file, for one instance without Redis"))
 	}
 	if c.StreamMaxLen < 1 {
 		errs = append(errs, errors.New("-stream-maxlen must be at least 1"))

@@ -22,6 +22,7 @@ import (
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/demo"
+	"github.com/noticed/noticed/internal/filestore"
 	"github.com/noticed/noticed/internal/memstore"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/redisstore"
@@ -84,6 +85,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	metrics.RegisterReady(reg, backendName(&c), store.Ping)
+	m.MaxConns.Set(float64(maxConns(c.MaxConns)))
 
 	hub := routing.New(store, sse.AppendEntry, routing.Options{
 		QueueLen:        c.QueueLen,
@@ -206,15 +209,26 @@ func isTerminal(f *os.File) bool {
 }
 
 func backendName(c *Config) string {
-	if c.RedisURL == "" {
-		return "memory"
+	switch {
+	case c.RedisURL != "":
+		return "redis"
+	case c.DataPath != "":
+		return "file"
 	}
-	return "redis"
+	return "memory"
 }
 
 func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, error) {
+	if c.RedisURL == "" && c.DataPath != "" {
+		s, err := filestore.Open(filestore.Options{Path: c.DataPath, MaxLen: int(c.StreamMaxLen), TTL: c.StreamTTL, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("-data: %w", err)
+		}
+		log.Info("embedded backend in a file: one instance only, history kept across restarts", "data", c.DataPath)
+		return s, nil
+	}
 	if c.RedisURL == "" {
-		log.Warn("no -redis given: using the embedded in-memory backend: one instance only, nothing kept across restarts")
+		log.Warn("no -redis given: using the embedded in-memory backend: one instance only, nothing kept across restarts (-data PATH keeps it in a file)")
 		return memstore.New(memstore.Options{MaxLen: int(c.StreamMaxLen), TTL: c.StreamTTL}), nil
 	}
 	redis.SetLogger(redisLog{log})

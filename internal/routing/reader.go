@@ -126,8 +126,16 @@ func (h *Hub) readAndFanOut(cursors []Cursor) error {
 		}
 		// Encode outside the lock, once per entry for all streams.
 		frames := make([]Frame, len(b.Entries))
+		now := uint64(max(h.round.UnixMilli(), 0))
 		for j, e := range b.Entries {
 			frames[j] = Frame{ID: e.ID, Bytes: h.encode(nil, e)}
+			// An id ahead of this clock (the backend's runs ahead, or
+			// a producer chose it) counts as no wait.
+			if e.ID.Ms <= now {
+				h.m.ReadDelay.Observe(float64(now-e.ID.Ms) / 1000)
+			} else {
+				h.m.ReadDelay.Observe(0)
+			}
 		}
 		h.m.EventsRead.Add(float64(len(frames)))
 		h.fanOut(cursors[i].User, frames, false)
