@@ -217,7 +217,17 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %v", routing.ErrUnavailable, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]string{"status": "ready"}
+	// With keys from JWKS URLs: "stale" while a provider is down and its
+	// last good set is in use; expired keys make the instance not ready.
+	if h := s.cfg.Verifier.KeysHealth(); h.Remote {
+		if h.Err != nil {
+			writeError(w, fmt.Errorf("%w: %v", routing.ErrUnavailable, h.Err))
+			return
+		}
+		body["keys"] = map[bool]string{true: "fresh", false: "stale"}[h.Fresh]
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // recoverer turns a panic into a 500 and a log line instead of a dropped
