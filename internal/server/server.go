@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/browser"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/routing"
@@ -94,6 +95,8 @@ func New(cfg Config) http.Handler {
 			AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 			AllowedHeaders:   []string{"Authorization", "Content-Type", "Last-Event-ID", "Cache-Control"},
 			AllowCredentials: !anyOrigin,
+			// noticed.js waits as long as a 503 says before it comes back.
+			ExposedHeaders: []string{"Retry-After"},
 			MaxAge:           600,
 		}))
 	}
@@ -101,6 +104,7 @@ func New(cfg Config) http.Handler {
 	r.Post("/notice", s.publish)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	browser.Mount(r)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	if cfg.Extra != nil {
 		cfg.Extra(r)
