@@ -97,7 +97,7 @@ func New(cfg Config) http.Handler {
 			AllowCredentials: !anyOrigin,
 			// noticed.js waits as long as a 503 says before it comes back.
 			ExposedHeaders: []string{"Retry-After"},
-			MaxAge:           600,
+			MaxAge:         600,
 		}))
 	}
 	r.Get("/notice", s.subscribe)
