@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,6 +111,27 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool)
 		case <-ctx.Done():
 			t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestJWKSBadFlags: a -jwks-url that cannot work fails at start, saying
+// why.
+func TestJWKSBadFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args    []string
+		mention string
+	}{
+		{[]string{"-jwks-url", "ftp://idp.example/jwks.json"}, "want an http:// or https:// URL"},
+		{[]string{"-jwks-url", "http://127.0.0.1:1/jwks.json"}, "token keys unavailable: http://127.0.0.1:1/jwks.json"},
+		{[]string{"-jwks-url", "https://idp.example/jwks.json", "-jwt-secret", "0123456789abcdef0123456789abcdef"}, "excludes -jwt-secret"},
+		{[]string{"-jwks-url", "https://idp.example/jwks.json", "-jwks-max-age", "1h"}, "-jwks-max-age must be longer than -jwks-refresh"},
+		{[]string{"-jwks-url", "https://idp.example/jwks.json", "-jwks-unknown-kid-interval", "10ms"}, "at least 1s"},
+	} {
+		out, err := exec.Command(binary, tc.args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.mention) {
+			t.Errorf("%v: %v %q; want a failure saying %q", tc.args, err, out, tc.mention)
 		}
 	}
 }
