@@ -119,3 +119,48 @@ func TestBrowserSharedHang(t *testing.T) {
 		strings.Join(counts, ","), total, took.Round(time.Millisecond))
 	fmt.Printf("e2e noticed.js hang: published=%d tab_counts=%s lost=0 duplicated=0\n", total, strings.Join(counts, ","))
 }
+
+// TestBrowserSharedGap: a tab that resumes from an id whose successors
+// were trimmed gets gap first (with no id), then what is left, in order,
+// in shared mode (the module's own stream parser) as with shared: false (a
+// native EventSource). A second tab that joins the shared stream later
+// shows what comes from then on, once.
+func TestBrowserSharedGap(t *testing.T) {
+	b := startBrowser(t, modulePage)
+	c := newCluster(t, "-cors-origins", b.pages)
+	const user = "gap-1"
+	for seq := range 5 {
+		publishOne(t, c, user, seq)
+	}
+	c.mu.Lock()
+	sentList := append([]sent(nil), c.sent[user]...)
+	c.mu.Unlock()
+	if err := c.rdb.XTrimMaxLen(t.Context(), streamKey(user), 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var tabs []context.Context
+	for _, shared := range []string{"1", "0"} {
+		tb, closeTab := b.tab(url.Values{"server": {c.url}, "token": {c.token(user)}, "shared": {shared}, "last": {sentList[0].id}})
+		defer closeTab()
+		tabs = append(tabs, tb)
+		waitJS(t, tb, "gap and the 2 entries left", `window.got.length >= 3`)
+		got := evalJS[[]browserEvent](t, tb, `window.got`)
+		if len(got) != 3 || got[0].Type != "gap" || !strings.Contains(got[0].Data, sentList[0].id) || got[1].ID != sentList[3].id || got[2].ID != sentList[4].id {
+			t.Errorf("shared=%s: %+v; want gap naming %s, then %s and %s", shared, got, sentList[0].id, sentList[3].id, sentList[4].id)
+		}
+	}
+	late, closeLate := b.tab(url.Values{"server": {c.url}, "token": {c.token(user)}, "last": {sentList[0].id}})
+	defer closeLate()
+	waitJS(t, late, "the late tab to join", `window.opens >= 1`)
+	publishOne(t, c, user, 5)
+	for _, tb := range append(tabs, late) {
+		waitJS(t, tb, "the new event", fmt.Sprintf(`window.got.some((e) => e.id === %q)`, c.lastSent(user)))
+	}
+	if got := evalJS[[]browserEvent](t, late, `window.got`); len(got) != 1 || got[0].ID != c.lastSent(user) {
+		t.Errorf("tab that joined the shared stream late: %+v; want the one event published since", got)
+	}
+	if n := evalJS[int](t, tabs[0], `window.got.length`); n != 4 {
+		t.Errorf("first shared tab shows %d events; want 4 (gap, 2 left, 1 new)", n)
+	}
+	fmt.Printf("e2e noticed.js gap: shared=gap+2 native=gap+2 late_joiner=1\n")
+}

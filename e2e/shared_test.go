@@ -24,7 +24,7 @@ const p = new URLSearchParams(location.search);
 const server = p.get("server");
 window.got = []; window.opens = 0; window.errors = 0;
 const { connect } = await import(server + "/noticed.js");
-const src = connect({url: server + "/notice", token: p.get("token"), shared: p.get("shared") !== "0"});
+const src = connect({url: server + "/notice", token: p.get("token"), shared: p.get("shared") !== "0", lastEventId: p.get("last") || ""});
 window.src = src;
 const rec = (e) => window.got.push({type: e.type, id: e.lastEventId, data: e.data, origin: e.origin});
 src.onopen = () => { window.opens++; };

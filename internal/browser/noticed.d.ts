@@ -16,7 +16,11 @@ export interface ConnectOptions {
    * (Web Locks + BroadcastChannel); false: one EventSource for this object.
    */
   shared?: boolean;
-  /** Start after this event id (one kept from an earlier visit). */
+  /**
+   * Start after this event id (one kept from an earlier visit). In shared
+   * mode it says where this tab starts if it comes to hold the stream; a tab
+   * that joins a stream already held shows the events from then on.
+   */
   lastEventId?: string;
   /** Names the tabs that share a stream; by default the token's sub. */
   key?: string;
