@@ -167,7 +167,6 @@ export class NoticedSource extends EventTarget {
   // ---- native EventSource (shared: false) ----
 
   #fromNative = (e) => {
-    this.#failures = 0;
     // Every event noticed sends has an id but gap, whose lastEventId is
     // the one before it.
     this.#deliver({ type: e.type, data: e.data, id: e.lastEventId, hasId: e.type !== "gap" && !!e.lastEventId });
@@ -178,7 +177,10 @@ export class NoticedSource extends EventTarget {
     if (this.#state === NoticedSource.CLOSED) return es.close();
     this.#es = es;
     for (const t of this.#types) es.addEventListener(t, this.#fromNative);
-    es.onopen = () => this.#setState(NoticedSource.OPEN);
+    es.onopen = () => {
+      this.#failures = 0;
+      this.#setState(NoticedSource.OPEN);
+    };
     es.onerror = () => {
       if (es.readyState !== EventSource.CLOSED) return this.#setState(NoticedSource.CONNECTING);
       // Refused (429, 503, 401 ...): EventSource gives up; come back later.
