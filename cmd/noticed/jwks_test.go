@@ -135,3 +135,20 @@ func TestJWKSBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestURLList(t *testing.T) {
+	var l urlList
+	for _, s := range []string{"https://a.example/jwks", "https://b.example/jwks  http://c.example/keys"} {
+		if err := l.Set(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := l.String(); got != "https://a.example/jwks https://b.example/jwks http://c.example/keys" {
+		t.Errorf("urls: %q", got)
+	}
+	for _, bad := range []string{"", " ", "a.example/jwks", "file:///etc/jwks", "https://"} {
+		if err := l.Set(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -253,3 +253,25 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestJWKSTwoProviders: keys of several URLs are used together; an
+// unknown kid refreshes them all, within the one limit.
+func TestJWKSTwoProviders(t *testing.T) {
+	a, b := newProvider(t, "a1"), newProvider(t, "b1")
+	v := newJWKSVerifier(t, JWKSOptions{URLs: []string{a.srv.URL, b.srv.URL}})
+	for _, tok := range []string{a.token(t, "a1", "alice"), b.token(t, "b1", "bob")} {
+		if _, err := v.Verify(tok); err != nil {
+			t.Errorf("token of one provider's key: %v", err)
+		}
+	}
+	b.add("b2")
+	if _, err := v.Verify(b.token(t, "b2", "bob")); err != nil {
+		t.Errorf("token of the second provider's new key: %v", err)
+	}
+	if _, err := v.Verify(a.token(t, "nobody", "mallory")); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("made-up kid right after a refresh: %v; want %v without a fetch", err, ErrUnknownKey)
+	}
+	if fa, fb := a.fetches.Load(), b.fetches.Load(); fa > 2 || fb != 2 {
+		t.Errorf("fetches: %d and %d; want at most 2 and 2 (start, the new kid)", fa, fb)
+	}
+}
