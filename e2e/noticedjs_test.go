@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestBrowserSharedBackoff: noticed.js refused with 429 (the user's
@@ -41,10 +43,13 @@ func TestBrowserSharedBackoff(t *testing.T) {
 		t.Fatalf("refusals: %d; want the page to keep trying", refused())
 	}
 	tries, took := refused(), time.Since(start)
-	// Free a slot: the page's next try gets it.
-	holders[0].drop()
+	// Free a slot (the holder told to give up first, so that it does not
+	// come back for it): the page's next try, up to 16 s later, gets it.
 	holders[0].fail(fmt.Errorf("closed by the test"))
-	waitJS(t, tab, "the page to connect once a slot is free", `window.opens >= 1`)
+	holders[0].drop()
+	if _, err := chromedp.Run(tab, chromedp.Poll[bool](`window.opens >= 1`, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(45*time.Second))); err != nil {
+		t.Fatalf("the page did not connect once a slot was free: %v (refused %d times)", err, refused())
+	}
 	publishOne(t, c, user, 0)
 	waitJS(t, tab, "the event", `window.got.length >= 1`)
 	// The first try is at once, each next one at least 1 s after the one
