@@ -24,6 +24,12 @@ if ! command -v podman >/dev/null 2>&1; then
 elif ! command -v runc >/dev/null 2>&1 && [ ! -x /usr/sbin/runc ]; then
   need+=(runc)
 fi
+# The producer examples (e2e): Python's redis-py, Node with npm, redis-cli and curl.
+python3 -c 'import redis' >/dev/null 2>&1 || /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || need+=(python3-redis)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need[*]}"
@@ -42,10 +48,16 @@ fi
 command -v go >/dev/null 2>&1 || { echo "test.sh: Go is not installed (https://go.dev/doc/install)" >&2; exit 1; }
 export PATH="$PATH:/usr/sbin"
 
+# The Node producer example's one dependency (redis, from npm), at the
+# version package-lock.json pins.
+if [ ! -d examples/producers/node/node_modules/redis ]; then
+  (cd examples/producers/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 go vet ./...
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/e2e$')
-# End to end: real redis-server, two noticed, nginx with deploy/nginx.conf and
-# headless chromium. Its summary lines count the events sent, received, lost,
+# End to end: real redis-server, two noticed, nginx with deploy/nginx.conf
+# (and nginx-tls.conf), headless chromium and the producer examples. Its summary lines count the events sent, received, lost,
 # duplicated and misrouted.
 e2elog=$(mktemp)
 if ! go test -race -count=1 -timeout 15m -v ./e2e >"$e2elog" 2>&1; then

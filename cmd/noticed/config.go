@@ -24,6 +24,11 @@ type Config struct {
 	JWTAudience string
 	JWTLeeway   time.Duration
 
+	JWKSURLs       urlList
+	JWKSRefresh    time.Duration
+	JWKSUnknownKID time.Duration
+	JWKSMaxAge     time.Duration
+
 	StreamPrefix string
 	StreamMaxLen int64
 	StreamTTL    time.Duration
@@ -56,6 +61,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required iss claim, if set")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required aud claim, if set")
 	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 0, "clock skew allowed when checking exp and nbf")
+	jwksFlags(fs, c)
 	fs.StringVar(&c.StreamPrefix, "stream-prefix", "notice:", "prefix of each user's stream key: <prefix>{<user>}")
 	fs.Int64Var(&c.StreamMaxLen, "stream-maxlen", 1000, "entries kept per user (MAXLEN ~)")
 	fs.DurationVar(&c.StreamTTL, "stream-ttl", 24*time.Hour, "a user's stream expires this long after its last entry; 0 never")
@@ -119,6 +125,7 @@ func (c *Config) check() error {
 	if c.DataPath != "" && c.RedisURL != "" {
 		errs = append(errs, errors.New("-data and -redis are exclusive: -data is the embedded backend's file, for one instance without Redis"))
 	}
+	errs = append(errs, c.checkJWKS()...)
 	if c.StreamMaxLen < 1 {
 		errs = append(errs, errors.New("-stream-maxlen must be at least 1"))
 	}

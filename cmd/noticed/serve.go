@@ -63,6 +63,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer verifier.Close()
 	if c.JWTKeyFile != "" {
 		log.Info("token keys loaded", "file", c.JWTKeyFile, "kids", verifier.KeyIDs(), "algorithms", verifier.Algorithms())
 	}
@@ -177,7 +178,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // parsed leaves the keys in force.
 func reloadKeys(c *Config, v *auth.Verifier, log *slog.Logger) {
 	if c.JWTKeyFile == "" {
-		log.Info("SIGHUP: keys come from -jwt-secret or dev mode, not a key file: nothing to reload")
+		log.Info("SIGHUP: keys come from -jwt-secret, -jwks-url or dev mode, not a key file: nothing to reload")
 		return
 	}
 	data, err := os.ReadFile(c.JWTKeyFile)
@@ -296,6 +297,12 @@ type devMode struct {
 func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier, *devMode, error) {
 	cfg := auth.Config{Issuer: c.JWTIssuer, Audience: c.JWTAudience, Leeway: c.JWTLeeway, MaxUserLen: c.MaxUserLen}
 	switch {
+	case len(c.JWKSURLs) > 0:
+		set, err := newJWKS(c, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.JWKS = set
 	case c.JWTKeyFile != "":
 		data, err := os.ReadFile(c.JWTKeyFile)
 		if err != nil {
@@ -324,6 +331,9 @@ func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier,
 	}
 	v, err := auth.NewVerifier(cfg)
 	if err != nil {
+		if cfg.JWKS != nil {
+			cfg.JWKS.Close()
+		}
 		if c.JWTKeyFile != "" {
 			return nil, nil, fmt.Errorf("-jwt-key-file %s: %w", c.JWTKeyFile, err)
 		}

@@ -29,6 +29,7 @@ type Config struct {
 	// KeyFile is the contents of -jwt-key-file: PEM with one or more RSA,
 	// ECDSA or Ed25519 public keys or certificates, or a JWK Set.
 	KeyFile    []byte
+	JWKS       *JWKS         // keys from identity providers' JWKS URLs (jwks.go)
 	Issuer     string        // when set, iss must equal it (-jwt-issuer)
 	Audience   string        // when set, aud must contain it (-jwt-audience)
 	Leeway     time.Duration // clock skew allowed on exp and nbf
@@ -44,6 +45,7 @@ type Verifier struct {
 	leeway     time.Duration
 	opts       []jwt.ParserOption // without the algorithms, which come with the keys
 	keys       atomic.Pointer[keySet]
+	remote     *JWKS
 }
 
 // keySet is the keys in force and a parser limited to their algorithms.
@@ -54,6 +56,7 @@ type keySet struct {
 	methods []string
 	parser  *jwt.Parser
 	cache   verified
+	remote  *JWKS // keys come from a provider instead
 }
 
 // verified remembers the claims of tokens recently verified with a key
@@ -96,13 +99,13 @@ func (c *verified) put(token string, cl Claims) {
 	c.m[token] = cl
 }
 
-// NewVerifier returns a Verifier for cfg. Exactly one of Secret and
-// KeyFile must be set: a server that silently preferred one would leave an
+// NewVerifier returns a Verifier for cfg. Exactly one of Secret, KeyFile
+// and JWKS must be set: a server that silently preferred one would leave an
 // operator unsure which key is live.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	hasSecret, hasKey := len(cfg.Secret) > 0, len(cfg.KeyFile) > 0
-	if hasSecret == hasKey {
-		return nil, errors.New("auth: set exactly one of a JWT secret and a JWT key file")
+	if n := btoi(hasSecret) + btoi(hasKey) + btoi(cfg.JWKS != nil); n != 1 {
+		return nil, errors.New("auth: set exactly one of a JWT secret, a JWT key file and JWKS URLs")
 	}
 	if hasSecret && len(cfg.Secret) < MinSecretLen {
 		return nil, fmt.Errorf("auth: %w", shortSecret(len(cfg.Secret)))
@@ -122,6 +125,13 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	if cfg.Audience != "" {
 		v.opts = append(v.opts, jwt.WithAudience(cfg.Audience))
+	}
+	if cfg.JWKS != nil {
+		v.remote = cfg.JWKS
+		v.keys.Store(v.newRemoteKeySet())
+		renew := func() { v.keys.Store(v.newRemoteKeySet()) }
+		cfg.JWKS.changed.Store(&renew)
+		return v, nil
 	}
 	if hasSecret {
 		// A copy, so a caller reusing its buffer cannot change the key.
@@ -191,7 +201,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxTokenLen)
 	}
 	ks := v.keys.Load()
-	if c, ok := ks.cache.get(token); ok && (c.ExpiresAt.IsZero() || time.Now().Before(c.ExpiresAt.Add(v.leeway))) {
+	if c, ok := ks.cache.get(token); ok && (c.ExpiresAt.IsZero() || time.Now().Before(c.ExpiresAt.Add(v.leeway))) && ks.usable() {
 		return &c, nil
 	}
 	if err := checkHeader(token); err != nil {
@@ -268,6 +278,9 @@ func checkHeader(token string) error {
 // a key is handed out and must not depend on a parser option staying in
 // place.
 func (ks *keySet) keyFunc(t *jwt.Token) (any, error) {
+	if ks.remote != nil {
+		return ks.remote.keyFunc(t)
+	}
 	alg := t.Method.Alg()
 	if !slices.Contains(ks.methods, alg) {
 		return nil, errAlgorithm

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/browser"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/routing"
@@ -95,13 +96,16 @@ func New(cfg Config) http.Handler {
 			AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 			AllowedHeaders:   []string{"Authorization", "Content-Type", "Last-Event-ID", "Cache-Control"},
 			AllowCredentials: !anyOrigin,
-			MaxAge:           600,
+			// noticed.js waits as long as a 503 says before it comes back.
+			ExposedHeaders: []string{"Retry-After"},
+			MaxAge:         600,
 		}))
 	}
 	r.With(s.sameOrigin).Get("/notice", s.subscribe)
 	r.With(s.sameOrigin).Post("/notice", s.publish)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	browser.Mount(r)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	if cfg.Extra != nil {
 		cfg.Extra(r)
@@ -227,7 +231,17 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %v", routing.ErrUnavailable, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]string{"status": "ready"}
+	// With keys from JWKS URLs: "stale" while a provider is down and its
+	// last good set is in use; expired keys make the instance not ready.
+	if h := s.cfg.Verifier.KeysHealth(); h.Remote {
+		if h.Err != nil {
+			writeError(w, fmt.Errorf("%w: %v", routing.ErrUnavailable, h.Err))
+			return
+		}
+		body["keys"] = map[bool]string{true: "fresh", false: "stale"}[h.Fresh]
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // recoverer turns a panic into a 500 and a log line instead of a dropped
