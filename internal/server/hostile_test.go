@@ -147,3 +147,43 @@ func TestInputOnStreamCloses(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamRequestWithBodyIs400: an event stream request has no body. A
+// GET /notice that declares one (Content-Length, chunked), on either path
+// to the stream handler, gets 400 with a JSON error and holds nothing.
+// Before, the body was taken for input on the stream: sent with the head,
+// the connection was closed with no answer at all; sent a moment later,
+// the stream opened, then closed at the body's first byte.
+func TestStreamRequestWithBodyIs400(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{perUser: 1})
+	e.hostile()
+	tok := token(t, "bod")
+	for _, tc := range []struct{ name, target, headers, body string }{
+		{"length, body sent", "/notice?token=" + tok, "Content-Length: 5\r\n", "hello"},
+		{"length, body not sent", "/notice?token=" + tok, "Content-Length: 5\r\n", ""},
+		{"chunked", "/notice?token=" + tok, "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"},
+		{"chunked, empty", "/notice?token=" + tok, "Transfer-Encoding: chunked\r\n", "0\r\n\r\n"},
+		{"expect continue", "/notice?token=" + tok, "Content-Length: 5\r\nExpect: 100-continue\r\n", ""},
+		// An absolute target is not the front door's: net/http reads it.
+		{"through net/http", "http://x/notice?token=" + tok, "Content-Length: 5\r\n", "hello"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := dial(t, e.url)
+			conn.SetDeadline(time.Now().Add(20 * time.Second)) // only so a broken server cannot hang the test
+			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n%s", tc.target, tc.headers, tc.body)
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			var out struct{ Error string }
+			if resp.StatusCode != http.StatusBadRequest || json.Unmarshal(body, &out) != nil || !strings.Contains(out.Error, "body") {
+				t.Fatalf("got %d %q, want 400 with a JSON error about the body", resp.StatusCode, body)
+			}
+		})
+	}
+	// The user's one slot is free: nothing above held it.
+	e.subscribe("bod")
+}

@@ -151,6 +151,8 @@ func refusal(err error) string {
 		return "shutting_down"
 	case errors.Is(err, sse.ErrBadLastEventID):
 		return "bad_last_event_id"
+	case errors.Is(err, sse.ErrRequestBody):
+		return "request_body"
 	case errors.Is(err, sse.ErrNotHijackable):
 		return "not_hijackable"
 	}
