@@ -84,7 +84,7 @@ func New(cfg Config) http.Handler {
 	s := &server{cfg: cfg, log: cfg.Logger, origins: newOriginPolicy(cfg.CORSOrigins, cfg.TrustedProxies)}
 
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.accessLog, httpVersion)
+	r.Use(s.recoverer, s.accessLog, httpVersion, closeUnread)
 	if len(cfg.CORSOrigins) > 0 {
 		// Credentials (the noticed_token cookie) only for origins named one
 		// by one: with "*" any site could open a victim's stream with the
