@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -208,6 +209,12 @@ func (req *publishRequest) check(lim limits) error {
 	req.users = unique
 	if err := notice.ValidEventLen(req.event, lim.eventLen); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	// A JSON body's text is checked as it is parsed; a form's data is not,
+	// and an event stream is text: bytes that are none would reach the
+	// browser as U+FFFD.
+	if !utf8.ValidString(req.data) {
+		return fmt.Errorf("%w: data is not UTF-8", ErrBadBody)
 	}
 	return nil
 }
