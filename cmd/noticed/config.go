@@ -47,7 +47,7 @@ type Config struct {
 // serveFlags defines the serve flags on fs, bound to c.
 func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address")
-	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL (redis:// or rediss://); empty: the embedded in-memory backend, one instance only")
+	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL: redis://host:6379/db (one node), redis+sentinel://host:26379?master_name=NAME&addr=… (Sentinel) or redis+cluster://host:7000?addr=… (Cluster); rediss… for TLS; empty: the embedded in-memory backend, one instance only")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HMAC secret for tokens (HS256/384/512)")
 	fs.StringVar(&c.JWTKeyFile, "jwt-key-file", "", "token keys: PEM public keys or certificates (RSA, ECDSA, Ed25519), or a JWK Set (JSON, also HMAC \"oct\" keys); a token's kid picks the key; re-read on SIGHUP")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required iss claim, if set")
