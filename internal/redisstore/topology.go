@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +111,11 @@ func (s *Store) refresh(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	if slots != nil {
+		if !slices.Equal(s.slots, slots) && s.slots != nil {
+			// go-redis learns of a move on its own only when a command
+			// fails: tell it now.
+			s.rdb.(*redis.ClusterClient).ReloadState(ctx)
+		}
 		s.slots = slots
 	} else {
 		s.master = masters[0]
