@@ -284,6 +284,9 @@ func (r *faultRun) finish(name string, lossOK bool) {
 	if miss != 0 {
 		t.Errorf("%d entries Redis holds were not delivered to a stream of their user", miss)
 	}
+	if streamsLostNoGap != 0 {
+		t.Errorf("%d streams missed an entry Redis lost and got no gap", streamsLostNoGap)
+	}
 	if !lossOK && lost != 0 {
 		t.Errorf("%d acknowledged entries lost", lost)
 	}

@@ -192,8 +192,6 @@ func (s *Store) answer(r *request, id notice.ID, err error) {
 	}
 	r.id, r.err = id, err
 	switch {
-	case err == nil && r.move && r.follow:
-		s.changed(r.user) // read whatever was written while it moved
 	case err != nil && r.move:
 		s.unplace(r)
 	case err != nil && r.follow:

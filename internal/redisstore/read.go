@@ -69,15 +69,20 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 		}
 	}
 	all := make([]notice.Entry, 0, total)
+	var lost []routing.Cursor
 	var fields []string
 	out := make([]routing.Batch, len(cursors))
 	for i, c := range cursors {
 		first := len(all)
 		if ranges[i] != nil {
 			var err error
-			if all, fields, err = appendEntries(all, fields, ranges[i].Val()); err != nil {
+			var lost notice.ID
+			if all, fields, lost, err = appendEntries(all, fields, ranges[i].Val()); err != nil {
 				return nil, err
 			}
+			// A marker another reader left: it had read entries up to
+			// lost that Redis no longer holds.
+			out[i].Gap = out[i].Gap || c.After.Less(lost)
 		}
 		if len(all) > first {
 			out[i].Entries = all[first:len(all):len(all)]
@@ -97,9 +102,45 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 			return nil, err
 		}
 		out[i].Ahead = info.lastGenerated.Less(c.After)
-		out[i].Gap = out[i].Ahead || gap(c.After, info)
+		out[i].Gap = out[i].Gap || out[i].Ahead || gap(c.After, info)
+		if out[i].Ahead && c.Delivered {
+			lost = append(lost, c)
+		}
+	}
+	if len(lost) > 0 {
+		s.markLost(ctx, lost)
 	}
 	return out, nil
+}
+
+// lostField names the one field of a loss marker: an entry that says
+// entries up to its value were read by some reader and are gone from
+// Redis (a failover or restart lost them). A reader below that id was
+// never given them and announces a gap; readers at or past it skip the
+// marker. Markers are never delivered as entries.
+const lostField = "noticed-lost"
+
+// markLost appends a loss marker to each cursor's stream, whose newest
+// entry is below the cursor although the cursor came from the stream: the
+// entries up to it were lost after this reader read them. Best effort: a
+// reader that misses it still sees its own cursor ahead next time.
+func (s *Store) markLost(ctx context.Context, cursors []routing.Cursor) {
+	pipe := s.rdb.Pipeline()
+	for _, c := range cursors {
+		args := &redis.XAddArgs{Stream: s.key(c.User), ID: "*", Values: []any{lostField, c.After.String()}}
+		if s.maxLen > 0 {
+			args.MaxLen, args.Approx = s.maxLen, true
+		}
+		pipe.XAdd(ctx, args)
+		if s.ttl > 0 {
+			pipe.PExpire(ctx, s.key(c.User), s.ttl)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.log.Warn("could not record entries lost by Redis; readers behind may not be told of the gap", "users", len(cursors), "err", err)
+		return
+	}
+	s.log.Warn("Redis lost entries this instance had delivered (a failover or restart); recorded so that other readers get a gap", "users", len(cursors))
 }
 
 func isNoSuchKey(err error) bool {

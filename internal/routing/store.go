@@ -65,6 +65,12 @@ type Cursor struct {
 	After    notice.ID
 	Count    int
 	CheckGap bool
+	// Delivered says After is an id this reader got from the store itself
+	// (never one a client sent). When a gap check finds the stream no
+	// longer reaches it (Ahead: a failover lost entries this reader had
+	// read), a store that can records the loss in the stream, so that
+	// every other reader still below After is told of a gap.
+	Delivered bool
 }
 
 // Batch answers one Cursor.
