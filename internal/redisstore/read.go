@@ -122,12 +122,20 @@ const lostField = "noticed-lost"
 
 // markLost appends a loss marker to each cursor's stream, whose newest
 // entry is below the cursor although the cursor came from the stream: the
-// entries up to it were lost after this reader read them. Best effort: a
-// reader that misses it still sees its own cursor ahead next time.
+// entries up to it were lost after this reader read them (or Redis's clock
+// went back). Best effort: should an entry have been added above the
+// cursor meanwhile, the XADD is refused, and the next gap check looks
+// again.
 func (s *Store) markLost(ctx context.Context, cursors []routing.Cursor) {
 	pipe := s.rdb.Pipeline()
 	for _, c := range cursors {
-		args := &redis.XAddArgs{Stream: s.key(c.User), ID: "*", Values: []any{lostField, c.After.String()}}
+		// Just above the cursor, so that the stream reaches it again and
+		// every later entry comes after it.
+		next := notice.ID{Ms: c.After.Ms, Seq: c.After.Seq + 1}
+		if next.Seq == 0 {
+			next = notice.ID{Ms: c.After.Ms + 1}
+		}
+		args := &redis.XAddArgs{Stream: s.key(c.User), ID: next.String(), Values: []any{lostField, c.After.String()}}
 		if s.maxLen > 0 {
 			args.MaxLen, args.Approx = s.maxLen, true
 		}
