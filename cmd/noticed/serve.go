@@ -258,7 +258,8 @@ func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, 
 	if ttl == 0 {
 		ttl = -1 // the flag's 0 is "never"; redisstore takes negative for it
 	}
-	opts := redisstore.Options{URL: c.RedisURL, Prefix: c.StreamPrefix, MaxLen: c.StreamMaxLen, TTL: ttl, Logger: log}
+	opts := redisstore.Options{URL: c.RedisURL, Prefix: c.StreamPrefix, MaxLen: c.StreamMaxLen, TTL: ttl, Logger: log,
+		Replicas: c.PublishReplicas, ReplicasTimeout: c.PublishReplicasTimeout}
 	// An instance may start before Redis does: keep trying while Redis is
 	// only unreachable; fail at once on anything else (a bad URL, a refused
 	// CONFIG SET).

@@ -77,6 +77,7 @@ func encode(dst []byte, e notice.Entry) []byte {
 type faultRun struct {
 	t        *testing.T
 	url      string
+	replicas int // -publish-replicas: the stores and the XADD producer WAIT
 	producer redis.UniversalClient
 	users    []string
 	stores   []*Store
@@ -90,14 +91,14 @@ type faultRun struct {
 	done  sync.WaitGroup
 }
 
-func newFaultRun(t *testing.T, url string, producer redis.UniversalClient) *faultRun {
-	r := &faultRun{t: t, url: url, producer: producer, acked: map[string][]notice.ID{}, stop: make(chan struct{})}
+func newFaultRun(t *testing.T, url string, producer redis.UniversalClient, replicas int) *faultRun {
+	r := &faultRun{t: t, url: url, replicas: replicas, producer: producer, acked: map[string][]notice.ID{}, stop: make(chan struct{})}
 	t.Cleanup(func() { _ = producer.Close() })
 	for i := range faultUsers {
 		r.users = append(r.users, fmt.Sprintf("fault-%d-%d", time.Now().UnixNano(), i))
 	}
 	for range 2 {
-		s := newStore(t, Options{URL: url})
+		s := newStore(t, Options{URL: url, Replicas: replicas})
 		r.stores = append(r.stores, s)
 		h := routing.New(s, encode, routing.Options{QueueLen: 4096})
 		go h.Run()
@@ -158,11 +159,7 @@ func (r *faultRun) produce() {
 						id = ids[0]
 					}
 				} else {
-					var s string
-					s, err = r.producer.XAdd(ctx, &redis.XAddArgs{Stream: DefaultPrefix + "{" + u + "}", Values: []any{"data", data}}).Result()
-					if err == nil {
-						id, err = notice.ParseID(s)
-					}
+					id, err = r.xadd(ctx, DefaultPrefix+"{"+u+"}", data)
 				}
 				cancel()
 				if err != nil {
@@ -177,6 +174,34 @@ func (r *faultRun) produce() {
 			}
 		})
 	}
+}
+
+// xadd appends as a producer of its own does: XADD, and with replicas a
+// WAIT on the same connection (in a Cluster, the key's master's).
+func (r *faultRun) xadd(ctx context.Context, key, data string) (notice.ID, error) {
+	var c redis.Cmdable = r.producer
+	if cc, ok := r.producer.(*redis.ClusterClient); ok && r.replicas > 0 {
+		m, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return notice.Zero, err
+		}
+		c = m
+	}
+	pipe := c.Pipeline()
+	add := pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, Values: []any{"data", data}})
+	var wait *redis.Cmd
+	if r.replicas > 0 {
+		wait = pipe.Do(ctx, "WAIT", r.replicas, 1000)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return notice.Zero, err
+	}
+	if wait != nil {
+		if n, err := wait.Int64(); err != nil || n < int64(r.replicas) {
+			return notice.Zero, fmt.Errorf("WAIT: %d replicas, %v", n, err)
+		}
+	}
+	return notice.ParseID(add.Val())
 }
 
 // waitPublished waits until n more entries are acknowledged.
@@ -296,7 +321,7 @@ func TestSentinelFailoverDeliversEverything(t *testing.T) {
 	t.Parallel()
 	set := redistest.StartSentinel(t)
 	opt, _ := redis.ParseFailoverURL(strings.Replace(set.URL(), "redis+sentinel", "redis", 1))
-	r := newFaultRun(t, set.URL(), redis.NewFailoverClient(opt))
+	r := newFaultRun(t, set.URL(), redis.NewFailoverClient(opt), 0)
 	r.produce()
 	r.waitPublished(200)
 	set.Failover()
@@ -308,7 +333,7 @@ func TestSentinelMasterKilled(t *testing.T) {
 	t.Parallel()
 	set := redistest.StartSentinel(t)
 	opt, _ := redis.ParseFailoverURL(strings.Replace(set.URL(), "redis+sentinel", "redis", 1))
-	r := newFaultRun(t, set.URL(), redis.NewFailoverClient(opt))
+	r := newFaultRun(t, set.URL(), redis.NewFailoverClient(opt), 0)
 	r.produce()
 	r.waitPublished(200)
 	old := set.Master()
@@ -326,7 +351,7 @@ func clusterProducer(c *redistest.Cluster) redis.UniversalClient {
 func TestClusterMasterKilled(t *testing.T) {
 	t.Parallel()
 	c := redistest.StartCluster(t)
-	r := newFaultRun(t, c.URL(), clusterProducer(c))
+	r := newFaultRun(t, c.URL(), clusterProducer(c), 0)
 	r.produce()
 	r.waitPublished(200)
 	c.KillMaster(DefaultPrefix + "{" + r.users[0] + "}")
@@ -337,7 +362,7 @@ func TestClusterMasterKilled(t *testing.T) {
 func TestClusterReshardFollowedUsers(t *testing.T) {
 	t.Parallel()
 	c := redistest.StartCluster(t)
-	r := newFaultRun(t, c.URL(), clusterProducer(c))
+	r := newFaultRun(t, c.URL(), clusterProducer(c), 0)
 	r.produce()
 	r.waitPublished(200)
 	// Every followed user's slot moves to the next master round.
@@ -358,7 +383,7 @@ func TestClusterReshardFollowedUsers(t *testing.T) {
 func TestClusterAddMaster(t *testing.T) {
 	t.Parallel()
 	c := redistest.StartCluster(t)
-	r := newFaultRun(t, c.URL(), clusterProducer(c))
+	r := newFaultRun(t, c.URL(), clusterProducer(c), 0)
 	r.produce()
 	r.waitPublished(200)
 	added := c.AddMaster()
@@ -367,4 +392,35 @@ func TestClusterAddMaster(t *testing.T) {
 	}
 	r.waitPublished(200)
 	r.finish("cluster fourth master", false)
+}
+
+// With -publish-replicas 1 (and producers that XADD then WAIT), no
+// acknowledged entry is lost, whichever way the master goes.
+func TestSentinelFailoverReplicatedLosesNothing(t *testing.T) {
+	t.Parallel()
+	set := redistest.StartSentinel(t)
+	opt, _ := redis.ParseFailoverURL(strings.Replace(set.URL(), "redis+sentinel", "redis", 1))
+	r := newFaultRun(t, set.URL(), redis.NewFailoverClient(opt), 1)
+	r.produce()
+	r.waitPublished(200)
+	old := set.Master()
+	old.Kill()
+	set.WaitNewMaster(old.Addr())
+	// The new master has no replica until the old one is back as one.
+	set.Rejoin(old)
+	r.waitPublished(200)
+	r.finish("sentinel master SIGKILL, -publish-replicas 1", false)
+}
+
+func TestClusterMasterKilledReplicatedLosesNothing(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t)
+	r := newFaultRun(t, c.URL(), clusterProducer(c), 1)
+	r.produce()
+	r.waitPublished(200)
+	old := c.KillMaster(DefaultPrefix + "{" + r.users[0] + "}")
+	old.Restart() // back as a replica of the node that took over
+	c.WaitStable()
+	r.waitPublished(200)
+	r.finish("cluster master SIGKILL, -publish-replicas 1", false)
 }

@@ -48,6 +48,11 @@ type Options struct {
 	TTL time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Replicas is how many replicas must hold an appended entry before
+	// Append returns (WAIT); fewer within ReplicasTimeout (default 1s)
+	// fails the Append with ErrNotReplicated. Zero: the master's word.
+	Replicas        int
+	ReplicasTimeout time.Duration
 
 	// healthEvery overrides defaultHealthEvery in tests.
 	healthEvery time.Duration
@@ -61,6 +66,9 @@ type Store struct {
 	prefix string
 	maxLen int64
 	ttl    time.Duration
+	// replicas and replicasWait are Options.Replicas and ReplicasTimeout.
+	replicas     int
+	replicasWait time.Duration
 	// chanPrefix is what a followed stream's keyspace channel starts
 	// with: "__keyspace@<db>__:" + prefix + "{".
 	chanPrefix  string
@@ -114,16 +122,18 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	// Nothing here uses RESP3.
 	resp2 := !strings.Contains(o.URL, "protocol=")
 	s := &Store{
-		url:         u,
-		log:         o.Logger,
-		prefix:      o.Prefix,
-		maxLen:      o.MaxLen,
-		ttl:         o.TTL,
-		healthEvery: o.healthEvery,
-		nodes:       make(map[string]*node),
-		kickc:       make(chan struct{}, 1),
-		closing:     make(chan struct{}),
-		topoEnd:     make(chan struct{}),
+		url:          u,
+		log:          o.Logger,
+		prefix:       o.Prefix,
+		maxLen:       o.MaxLen,
+		ttl:          o.TTL,
+		healthEvery:  o.healthEvery,
+		replicas:     o.Replicas,
+		replicasWait: o.ReplicasTimeout,
+		nodes:        make(map[string]*node),
+		kickc:        make(chan struct{}, 1),
+		closing:      make(chan struct{}),
+		topoEnd:      make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -139,6 +149,9 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	if s.healthEvery <= 0 {
 		s.healthEvery = defaultHealthEvery
+	}
+	if s.replicasWait <= 0 {
+		s.replicasWait = time.Second
 	}
 	// Deadlines of callers' contexts bound their Redis calls, so Ping and
 	// /readyz answer in time when Redis hangs. A retried XADD whose reply
@@ -307,7 +320,7 @@ func isRefusal(err error) bool {
 	}
 	transient := redis.IsLoadingError(err) || redis.IsMasterDownError(err) ||
 		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
-		redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err) ||
+		redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err) || isRedirect(err) ||
 		redis.HasErrorPrefix(err, "BUSY")
 	return !transient
 }

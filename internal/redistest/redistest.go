@@ -213,6 +213,20 @@ func (s *Server) Restart() {
 	}
 }
 
+// RestartWith restarts the server with args added to those it had (later
+// settings win), for instance "--replicaof", host, port to bring a dead
+// master back as a replica.
+func (s *Server) RestartWith(args ...string) {
+	s.t.Helper()
+	s.Stop()
+	s.mu.Lock()
+	s.args = append(s.args, args...)
+	s.mu.Unlock()
+	if err := s.start(); err != nil {
+		s.t.Fatalf("redistest: restart: %v", err)
+	}
+}
+
 // Pause freezes the process (SIGSTOP): connections stay open but nothing
 // answers, as with a hung server or a silent network.
 func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }

@@ -114,6 +114,17 @@ func (s *Sentinel) Failover() {
 	s.WaitNewMaster(old)
 }
 
+// Rejoin starts a killed server again as a replica of the master now, as
+// the sentinels would make it after a while.
+func (s *Sentinel) Rejoin(srv *Server) {
+	s.t.Helper()
+	host, port, _ := strings.Cut(s.MasterAddr(), ":")
+	srv.RestartWith("--replicaof", host, port)
+	waitUntil(s.t, "the rejoined server to be in sync", func() bool {
+		return info(srv.Addr(), "replication", "master_link_status") == "up"
+	})
+}
+
 // WaitNewMaster waits until every sentinel names a master other than old
 // and that server reports the master role.
 func (s *Sentinel) WaitNewMaster(old string) {
