@@ -84,6 +84,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if rs, ok := store.(*redisstore.Store); ok {
+		reg.MustRegister(rs.Collector()) // the per-node series
+	}
 
 	hub := routing.New(store, sse.AppendEntry, routing.Options{
 		QueueLen:        c.QueueLen,

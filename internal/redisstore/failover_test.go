@@ -354,8 +354,25 @@ func TestClusterMasterKilled(t *testing.T) {
 	r := newFaultRun(t, c.URL(), clusterProducer(c), 0)
 	r.produce()
 	r.waitPublished(200)
-	c.KillMaster(DefaultPrefix + "{" + r.users[0] + "}")
+	dead := c.MasterOf(DefaultPrefix + "{" + r.users[0] + "}")
+	dead.Kill()
+	// Until a replica takes over, readiness names the node it misses.
+	if err := r.stores[0].Ping(testCtx(t)); err == nil || !strings.Contains(err.Error(), dead.Addr()) {
+		t.Errorf("Ping with a master dead: %v; want it named", err)
+	}
+	c.WaitStable()
 	r.waitPublished(200)
+	waitFor(t, "Ping to pass again", func() bool { return r.stores[0].Ping(testCtx(t)) == nil })
+	var followed int
+	for _, st := range r.stores[0].NodeStatus() {
+		followed += st.Followed
+		if st.Addr == dead.Addr() {
+			t.Errorf("the dead master is still a node: %+v", st)
+		}
+	}
+	if followed != faultUsers {
+		t.Errorf("nodes hold %d followed users, want %d", followed, faultUsers)
+	}
 	r.finish("cluster master SIGKILL", true)
 }
 

@@ -241,25 +241,34 @@ func New(ctx context.Context, o Options) (*Store, error) {
 // key is the stream key of user; the braces make user the Cluster hash tag.
 func (s *Store) key(user string) string { return s.prefix + "{" + user + "}" }
 
-// Ping reports whether Redis answers now: in a Cluster, every master; the
-// error names each node that does not.
+// Ping reports whether Redis answers now: the master (in a Cluster, every
+// master) answers PING and every Pub/Sub connection is up. The error names
+// each node that is not.
 func (s *Store) Ping(ctx context.Context) error {
-	c, ok := s.rdb.(*redis.ClusterClient)
-	if !ok {
-		return s.fail("ping", s.rdb.Ping(ctx).Err())
-	}
-	var mu sync.Mutex
 	var errs []error
-	err := c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
-		if err := n.Ping(ctx).Err(); err != nil {
-			mu.Lock()
-			errs = append(errs, s.fail("ping "+n.Options().Addr, err))
-			mu.Unlock()
+	if c, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err := c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			if err := n.Ping(ctx).Err(); err != nil {
+				mu.Lock()
+				errs = append(errs, s.fail("redis node "+n.Options().Addr+" does not answer", err))
+				mu.Unlock()
+			}
+			return nil
+		})
+		if err != nil {
+			return s.fail("ping: cluster state", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return s.fail("ping: cluster state", err)
+	} else if err := s.rdb.Ping(ctx).Err(); err != nil {
+		s.mu.Lock()
+		master := s.master
+		s.mu.Unlock()
+		errs = append(errs, s.fail("redis master "+master+" does not answer", err))
+	}
+	for _, st := range s.NodeStatus() {
+		if !st.PubSubUp {
+			errs = append(errs, fmt.Errorf("redisstore: Pub/Sub connection to redis node %s is down: %w", st.Addr, routing.ErrUnavailable))
+		}
 	}
 	return errors.Join(errs...)
 }
