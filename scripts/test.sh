@@ -10,6 +10,7 @@ FUZZTIME=${FUZZTIME:-10s}
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)  # creates the test Redis Clusters
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the browser test (e2e)
 [ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || need+=(libnginx-mod-nchan)  # the load tool's Nchan runs
@@ -73,6 +74,7 @@ fuzz ./internal/auth FuzzVerify
 fuzz ./internal/server FuzzPublishBody
 fuzz ./internal/server FuzzForwardedFor
 fuzz ./internal/front FuzzFront
+fuzz ./internal/redisstore FuzzParseURL
 fuzz ./cmd/noticed-bench FuzzParsePayload
 fuzz ./cmd/noticed-bench FuzzStreamParser
 fuzz ./cmd/noticed-bench FuzzRespReader

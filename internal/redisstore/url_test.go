@@ -68,3 +68,30 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseURL: any -redis value gives a parse or ErrBadURL, never a
+// panic, and an error never repeats the password the URL carried.
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{"redis://h:6379/0", "redis+sentinel://u:pw@h:26379/2?master_name=m&addr=h2:1", "rediss+cluster://h:7000?addr=x:1&addr=y:2", "redis+cluster://h/0", "redis+x://", "://", "redis://u:pw@[::1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		p, err := parseURL(raw)
+		if err != nil {
+			if !errors.Is(err, ErrBadURL) {
+				t.Fatalf("%q: %v does not wrap ErrBadURL", raw, err)
+			}
+			if i := strings.Index(raw, "://"); i >= 0 {
+				if at := strings.LastIndex(raw, "@"); at > i {
+					if _, pw, ok := strings.Cut(raw[i+3:at], ":"); ok && len(pw) >= 8 && strings.Contains(err.Error(), pw) {
+						t.Fatalf("%q: error %q repeats the password", raw, err)
+					}
+				}
+			}
+			return
+		}
+		if p.kind == sentinel && p.failover.MasterName == "" {
+			t.Fatalf("%q: a sentinel URL without master_name was taken", raw)
+		}
+	})
+}
