@@ -132,12 +132,12 @@ func (s *Store) refresh(ctx context.Context) error {
 		if moved {
 			f.node = want
 		}
+		if f.node != nil {
+			held[f.node]++
+		}
 		s.mu.Unlock()
 		if moved {
 			s.move(user, f, old, want)
-		}
-		if f.node != nil {
-			held[f.node]++
 		}
 		return true
 	})
