@@ -3,6 +3,7 @@ package redistest
 import (
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -28,16 +29,20 @@ var clusterArgs = []string{
 // StartCluster creates the cluster with redis-cli --cluster create and
 // returns once every node sees every slot served and agrees on who serves
 // it.
-func StartCluster(t testing.TB) *Cluster {
+func StartCluster(t testing.TB) *Cluster { return StartClusterOf(t, 3, 1) }
+
+// StartClusterOf is StartCluster with masters masters, each with replicas
+// replicas (a benchmark wants no replication cost, say).
+func StartClusterOf(t testing.TB, masters, replicas int) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	args := []string{"--cluster", "create"}
-	for range 6 {
+	for range masters * (1 + replicas) {
 		n := Start(t, clusterArgs...)
 		c.Nodes = append(c.Nodes, n)
 		args = append(args, n.Addr())
 	}
-	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	c.redisCLI(args...)
 	c.WaitStable()
 	return c
@@ -53,9 +58,17 @@ func (c *Cluster) redisCLI(args ...string) string {
 	return string(out)
 }
 
-// URL is the redis+cluster:// URL naming the first three nodes as seeds.
+// URL is the redis+cluster:// URL naming every node started as a seed.
 func (c *Cluster) URL() string {
-	return fmt.Sprintf("redis+cluster://%s?addr=%s&addr=%s", c.Nodes[0].Addr(), c.Nodes[1].Addr(), c.Nodes[2].Addr())
+	url := "redis+cluster://" + c.Nodes[0].Addr()
+	for i, n := range c.Nodes[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		url += sep + "addr=" + n.Addr()
+	}
+	return url
 }
 
 // alive are the nodes whose process still runs.
