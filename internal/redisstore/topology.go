@@ -69,7 +69,8 @@ func (s *Store) watchTopology() {
 // refresh reads who the masters are, starts a node for each new one
 // (turning its notifications on), moves followed users whose master
 // changed, and closes the nodes that are no longer masters and hold no
-// subscription.
+// subscription. Its error names each master it could not start a node
+// for; New fails on it, the watcher tries again.
 func (s *Store) refresh(ctx context.Context) error {
 	var masters []string
 	var slots []string
@@ -89,6 +90,9 @@ func (s *Store) refresh(ctx context.Context) error {
 	default:
 		return nil
 	}
+	// A master that cannot be reached yet (just promoted, say) keeps its
+	// users where they are until a later look; the others move now.
+	var errs []error
 	for _, addr := range masters {
 		s.mu.Lock()
 		_, ok := s.nodes[addr]
@@ -98,7 +102,8 @@ func (s *Store) refresh(ctx context.Context) error {
 		}
 		n, err := s.openNode(ctx, addr)
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		s.mu.Lock()
 		if s.closed() {
@@ -158,7 +163,7 @@ func (s *Store) refresh(ctx context.Context) error {
 		s.log.Info("redis node is no longer a master; its Pub/Sub connection is closed", "node", n.addr)
 		go func() { _ = n.close() }()
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *Store) closed() bool {
