@@ -243,23 +243,19 @@ func (n *node) finish(ctx context.Context, b *batch) {
 	retry := b.retry
 	n.mu.Unlock()
 	live := make([]*request, 0, len(b.follows))
-	moved := 0
 	for _, r := range b.follows {
 		if r.state.Load() != waiting {
 			continue
 		}
 		if r.move && !retry {
-			n.s.answer(r, notice.Zero, nil) // its reader has its cursor
-			moved++
+			n.s.answer(r, notice.Zero, nil)
+			// Read it from its cursor, with a gap check: what was written
+			// while it moved is delivered, and what a failover lost is
+			// found (see markLost).
+			n.s.recheck(r.user)
 			continue
 		}
 		live = append(live, r)
-	}
-	if moved > 0 {
-		// Read every moved user from its cursor, with a gap check: what
-		// was written while it moved is delivered, and what a failover
-		// lost is found (see markLost).
-		n.s.resync()
 	}
 	if retry {
 		for _, r := range live {

@@ -124,7 +124,7 @@ func (n *node) recover(ctx context.Context) {
 		}
 	}
 
-	n.s.resync()
+	n.s.resyncNode(n)
 	n.s.log.Info("redis Pub/Sub connection is back; followed streams are read again", "node", n.addr)
 }
 

@@ -371,13 +371,39 @@ func crc16(s string) uint16 {
 	return crc
 }
 
-// resync tells the notifier to read every followed user again.
-func (s *Store) resync() {
+// resyncNode tells the notifier to read again, with a gap check, every
+// user followed on n, whose Pub/Sub connection came back: on one node that
+// is everyone; in a Cluster, only that master's users.
+func (s *Store) resyncNode(n *node) {
+	s.mu.Lock()
+	notifier := s.notifier
+	alone := len(s.nodes) == 1
+	s.mu.Unlock()
+	if notifier == nil {
+		return
+	}
+	if alone {
+		notifier.Resync()
+		return
+	}
+	s.followed.Range(func(k, v any) bool {
+		s.mu.Lock()
+		here := v.(*follow).node == n
+		s.mu.Unlock()
+		if here {
+			notifier.Recheck(k.(string))
+		}
+		return true
+	})
+}
+
+// recheck tells the notifier to read user again, with a gap check.
+func (s *Store) recheck(user string) {
 	s.mu.Lock()
 	n := s.notifier
 	s.mu.Unlock()
 	if n != nil {
-		n.Resync()
+		n.Recheck(user)
 	}
 }
 

@@ -50,6 +50,10 @@ type Notifier interface {
 	// Resync says the store may have missed notifications (its connection
 	// dropped and came back): every followed user must be read again.
 	Resync()
+	// Recheck says the store may have missed notifications for user, or
+	// lost entries of it (its subscription moved to another Redis node):
+	// read it again, asking whether entries above its cursor were lost.
+	Recheck(user string)
 }
 
 // Message is one entry to append.
