@@ -46,6 +46,16 @@ func (s *Store) watchTopology() {
 	defer close(s.topoEnd)
 	tick := time.NewTicker(topologyEvery)
 	defer tick.Stop()
+	// Close need not wait for a look at a topology that does not answer.
+	base, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		select {
+		case <-s.closing:
+			stop()
+		case <-base.Done():
+		}
+	}()
 	for {
 		select {
 		case <-s.closing:
@@ -53,7 +63,7 @@ func (s *Store) watchTopology() {
 		case <-s.kickc:
 		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+		ctx, cancel := context.WithTimeout(base, sendTimeout)
 		if err := s.refresh(ctx); err != nil {
 			s.log.Debug("redis topology not read; trying again", "err", err)
 		}
