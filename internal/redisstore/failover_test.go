@@ -364,6 +364,11 @@ func TestSentinelMasterKilled(t *testing.T) {
 	old.Kill()
 	set.WaitNewMaster(old.Addr())
 	r.waitPublished(200)
+	// The promoted replica had no notification flags of its own.
+	v, err := redistest.Do(set.MasterAddr(), "CONFIG", "GET", notifyParam)
+	if a, _ := v.([]any); err != nil || len(a) != 2 || !strings.Contains(fmt.Sprint(a[1]), "K") {
+		t.Errorf("new master: %s is %v (%v); want K and t", notifyParam, v, err)
+	}
 	r.finish("sentinel master SIGKILL", true)
 }
 
@@ -396,6 +401,14 @@ func TestClusterMasterKilled(t *testing.T) {
 	}
 	if followed != faultUsers {
 		t.Errorf("nodes hold %d followed users, want %d", followed, faultUsers)
+	}
+	// The promoted replica had no notification flags of its own.
+	for _, m := range c.Masters() {
+		v, err := redistest.Do(m.Addr(), "CONFIG", "GET", notifyParam)
+		a, _ := v.([]any)
+		if err != nil || len(a) != 2 || !strings.Contains(fmt.Sprint(a[1]), "K") || !strings.Contains(fmt.Sprint(a[1]), "t") {
+			t.Errorf("master %s: %s is %v (%v); want K and t", m.Addr(), notifyParam, v, err)
+		}
 	}
 	r.finish("cluster master SIGKILL", true)
 }
