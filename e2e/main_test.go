@@ -1,51 +1,20 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/noticed/noticed/internal/testtools"
 )
 
 // binary is noticed, built once for every test with the race detector on,
 // so that a data race under real load fails the test that caused it.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "noticed-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "noticed")
-	build := exec.Command("go", "build", "-race", "-o", binary, "github.com/noticed/noticed/cmd/noticed")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building noticed: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testtools.RunWithNoticed(m, testtools.Race, &binary)) }
 
-// need finds a program the tests cannot do without. Missing, the test
-// fails saying what to install, or is skipped when NOTICED_ALLOW_SKIP=1.
+// need finds a program the tests cannot do without (testtools.Need).
 func need(t testing.TB, name, pkg string, alsoIn ...string) string {
 	t.Helper()
-	if path, err := exec.LookPath(name); err == nil {
-		return path
-	}
-	for _, p := range alsoIn {
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("%s not found: apt-get install %s", name, pkg)
-	if os.Getenv("NOTICED_ALLOW_SKIP") == "1" {
-		t.Skip(msg)
-	}
-	t.Fatal(msg)
-	return ""
+	return testtools.Need(t, name, pkg, alsoIn...)
 }

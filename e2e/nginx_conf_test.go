@@ -18,9 +18,11 @@ import (
 // TestNginxConf: what deploy/nginx.conf promises besides balancing.
 // Refusals come from noticed itself (its JSON errors, its 413); a stream's
 // first bytes arrive at once (no buffering); per-instance metrics are not
-// served from behind the balancer; no token reaches nginx's logs.
+// served from behind the balancer; no token reaches nginx's logs; the
+// cookie is taken from a page of nginx's own origin (its X-Forwarded-Proto
+// and -Host, believed from -trusted-proxies), and refused from another.
 func TestNginxConf(t *testing.T) {
-	c := newCluster(t)
+	c := newCluster(t, "-trusted-proxies", "127.0.0.1")
 
 	big, _ := json.Marshal(map[string]any{"user": "u1", "data": strings.Repeat("x", 100<<10)})
 	for _, tc := range []struct {
@@ -32,6 +34,7 @@ func TestNginxConf(t *testing.T) {
 		{"body over -max-payload", http.MethodPost, "/notice", big, map[string]string{"Authorization": "Bearer " + c.pub, "Content-Type": "application/json"}, http.StatusRequestEntityTooLarge},
 		{"no token", http.MethodGet, "/notice", nil, nil, http.StatusUnauthorized},
 		{"bad Last-Event-ID", http.MethodGet, "/notice?token=" + url.QueryEscape(c.token("u1")), nil, map[string]string{"Last-Event-ID": "nope"}, http.StatusBadRequest},
+		{"cookie from a foreign origin", http.MethodGet, "/notice", nil, map[string]string{"Cookie": "noticed_token=" + c.token("u1"), "Origin": "https://evil.example"}, http.StatusForbidden},
 		{"publish without the scope", http.MethodPost, "/notice", []byte(`{"user":"u1","data":"x"}`), map[string]string{"Authorization": "Bearer " + c.token("u1"), "Content-Type": "application/json"}, http.StatusForbidden},
 	} {
 		req, _ := http.NewRequest(tc.method, c.url+tc.path, bytes.NewReader(tc.body))
@@ -50,8 +53,11 @@ func TestNginxConf(t *testing.T) {
 		}
 	}
 
-	// The stream's headers and its retry: line come through at once.
-	req, _ := http.NewRequest(http.MethodGet, c.url+"/notice?token="+url.QueryEscape(c.token("u1")), nil)
+	// The stream's headers and its retry: line come through at once; the
+	// cookie of a page of nginx's own origin opens it.
+	req, _ := http.NewRequest(http.MethodGet, c.url+"/notice", nil)
+	req.Header.Set("Cookie", "noticed_token="+c.token("u1"))
+	req.Header.Set("Origin", c.url)
 	start := time.Now()
 	resp, err := c.client.Do(req)
 	if err != nil {

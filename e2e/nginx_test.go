@@ -13,13 +13,15 @@ import (
 	"time"
 )
 
-// nginxProc is nginx running deploy/nginx.conf, with its port, upstreams
-// and paths moved to free ports and a temporary directory.
+// nginxProc is nginx running deploy/nginx.conf (or another file of
+// deploy/), with its port, upstreams and paths moved to free ports and a
+// temporary directory.
 type nginxProc struct {
-	url string
-	dir string
-	cmd *exec.Cmd
-	out *logBuffer
+	url    string
+	dir    string
+	cmd    *exec.Cmd
+	out    *logBuffer
+	client *http.Client // one that trusts its certificate, when it serves TLS
 }
 
 // startNginx runs deploy/nginx.conf in front of upstreams (the two
@@ -27,8 +29,17 @@ type nginxProc struct {
 // answers /healthz, which needs an upstream up.
 func startNginx(t *testing.T, upstreams [2]string) *nginxProc {
 	t.Helper()
+	return startNginxConf(t, "nginx.conf", "listen 8000;", "http://", http.DefaultClient, upstreams, nil)
+}
+
+// startNginxConf runs deploy/<file>, whose listen directive is listen
+// (8000 or 8443 to be replaced with a free port), reached with client at
+// scheme; rewrite moves whatever else the file names into the test's
+// directory (dir is that directory).
+func startNginxConf(t *testing.T, file, listen, scheme string, client *http.Client, upstreams [2]string, rewrite func(conf, dir string) string) *nginxProc {
+	t.Helper()
 	bin := need(t, "nginx", "nginx", "/usr/sbin/nginx")
-	conf, err := os.ReadFile(filepath.Join("..", "deploy", "nginx.conf"))
+	conf, err := os.ReadFile(filepath.Join("..", "deploy", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,13 +54,17 @@ func startNginx(t *testing.T, upstreams [2]string) *nginxProc {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	text := rewriteConf(t, string(conf), addr, upstreams, dir)
+	text := string(conf)
+	if rewrite != nil {
+		text = rewrite(text, dir)
+	}
+	text = rewriteConf(t, file, text, listen, addr, upstreams, dir)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	n := &nginxProc{url: "http://" + addr, dir: dir, out: &logBuffer{}}
+	n := &nginxProc{url: scheme + addr, dir: dir, out: &logBuffer{}, client: client}
 	n.cmd = exec.Command(bin, "-p", dir+"/", "-c", confPath, "-g", "daemon off;")
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {
@@ -70,8 +85,10 @@ func startNginx(t *testing.T, upstreams [2]string) *nginxProc {
 			n.cmd.Process.Kill()
 			<-exited
 		}
-		access, _ := os.ReadFile(filepath.Join(dir, "noticed-access.log"))
-		errLog, _ := os.ReadFile(filepath.Join(dir, "noticed-error.log"))
+		// nginx.conf logs to noticed-*.log, nginx-tls.conf to noticed-tls-*.log.
+		logs := "noticed" + strings.TrimPrefix(strings.TrimSuffix(file, ".conf"), "nginx")
+		access, _ := os.ReadFile(filepath.Join(dir, logs+"-access.log"))
+		errLog, _ := os.ReadFile(filepath.Join(dir, logs+"-error.log"))
 		for name, text := range map[string][]byte{"access log": access, "error log": errLog, "output": []byte(n.out.String())} {
 			// Every JWT starts with eyJ: the base64 of `{"`.
 			if bytes.Contains(text, []byte("eyJ")) || bytes.Contains(text, []byte("token=")) {
@@ -91,7 +108,7 @@ func startNginx(t *testing.T, upstreams [2]string) *nginxProc {
 			return true
 		default:
 		}
-		resp, err := http.Get(n.url + "/healthz")
+		resp, err := client.Get(n.url + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -113,10 +130,10 @@ func startNginx(t *testing.T, upstreams [2]string) *nginxProc {
 // directory. Each replacement must apply, so that a change to the file
 // that the test no longer understands fails here rather than running
 // something else.
-func rewriteConf(t *testing.T, conf, listen string, upstreams [2]string, dir string) string {
+func rewriteConf(t *testing.T, file, conf, listen, addr string, upstreams [2]string, dir string) string {
 	t.Helper()
 	for _, r := range []struct{ old, new string }{
-		{"listen 8000;", "listen " + listen + ";"},
+		{listen, strings.Replace(listen, listen[len("listen "):len("listen 8000")], addr, 1)},
 		{"127.0.0.1:8081", upstreams[0]},
 		{"127.0.0.1:8082", upstreams[1]},
 		{"/run/", dir + "/"},
@@ -124,13 +141,13 @@ func rewriteConf(t *testing.T, conf, listen string, upstreams [2]string, dir str
 		{"/var/lib/nginx/", dir + "/"},
 	} {
 		if !strings.Contains(conf, r.old) {
-			t.Fatalf("deploy/nginx.conf: no %q to rewrite for the test", r.old)
+			t.Fatalf("deploy/%s: no %q to rewrite for the test", file, r.old)
 		}
 		conf = strings.ReplaceAll(conf, r.old, r.new)
 	}
-	for _, left := range []string{":8000", ":8081", ":8082", " /var/", " /run/", " /etc/"} {
+	for _, left := range []string{":8000", ":8443", ":8081", ":8082", " /var/", " /run/", " /etc/"} {
 		if strings.Contains(conf, left) {
-			t.Fatalf("deploy/nginx.conf: %q left after rewriting it for the test", left)
+			t.Fatalf("deploy/%s: %q left after rewriting it for the test", file, left)
 		}
 	}
 	return conf

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs noticed's whole test suite: every package under -race (the Redis and
-# deployment tests start their own redis-server, nginx and headless chromium),
-# then each fuzz target briefly. Installs what the tests need when it is
+# deployment tests start their own redis-server, nginx and headless chromium;
+# deploy/'s tests check the operator's kit with systemd-analyze, promtool and
+# podman), then each fuzz target briefly. Installs what the tests need when it is
 # missing and this is root on Debian/Ubuntu; otherwise says what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,22 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)  # creates the test 
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the browser test (e2e)
 [ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || need+=(libnginx-mod-nchan)  # the load tool's Nchan runs
+# The operator's kit (deploy/): promtool checks the alerts and the dashboard,
+# systemd-analyze the unit, podman builds and runs the image (with runc: crun
+# refuses some hybrid cgroup set-ups).
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+if ! command -v podman >/dev/null 2>&1; then
+  command -v docker >/dev/null 2>&1 || need+=(podman runc)
+elif ! command -v runc >/dev/null 2>&1 && [ ! -x /usr/sbin/runc ]; then
+  need+=(runc)
+fi
+# The producer examples (e2e): Python's redis-py, Node with npm, redis-cli and curl.
+python3 -c 'import redis' >/dev/null 2>&1 || /usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || need+=(python3-redis)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need[*]}"
@@ -22,6 +39,8 @@ if [ ${#need[@]} -gt 0 ]; then
     # Debian starts the packaged services; the tests start their own.
     service redis-server stop >/dev/null 2>&1 || true
     service nginx stop >/dev/null 2>&1 || true
+    service prometheus stop >/dev/null 2>&1 || true
+    service prometheus-node-exporter stop >/dev/null 2>&1 || true
   else
     echo "test.sh: the tests need ${need[*]}: install with  sudo apt-get install ${need[*]}" >&2
     exit 1
@@ -30,10 +49,16 @@ fi
 command -v go >/dev/null 2>&1 || { echo "test.sh: Go is not installed (https://go.dev/doc/install)" >&2; exit 1; }
 export PATH="$PATH:/usr/sbin"
 
+# The Node producer example's one dependency (redis, from npm), at the
+# version package-lock.json pins.
+if [ ! -d examples/producers/node/node_modules/redis ]; then
+  (cd examples/producers/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 go vet ./...
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/e2e$')
-# End to end: real redis-server, two noticed, nginx with deploy/nginx.conf and
-# headless chromium. Its summary lines count the events sent, received, lost,
+# End to end: real redis-server, two noticed, nginx with deploy/nginx.conf
+# (and nginx-tls.conf), headless chromium and the producer examples. Its summary lines count the events sent, received, lost,
 # duplicated and misrouted.
 e2elog=$(mktemp)
 if ! go test -race -count=1 -timeout 15m -v ./e2e >"$e2elog" 2>&1; then
@@ -68,13 +93,15 @@ fuzz() {
   echo "fuzz $2: ok ($FUZZRETRY, second run)"
 }
 fuzz ./internal/notice FuzzParseID
-fuzz ./internal/sse FuzzAppendEvent
+fuzz ./internal/sse FuzzAppendEntry
 fuzz ./internal/sse FuzzReader
 fuzz ./internal/auth FuzzVerify
 fuzz ./internal/server FuzzPublishBody
+fuzz ./internal/strictjson FuzzObject
 fuzz ./internal/server FuzzForwardedFor
 fuzz ./internal/front FuzzFront
 fuzz ./internal/redisstore FuzzParseURL
+fuzz ./internal/filestore FuzzDecodeEntry
 fuzz ./cmd/noticed-bench FuzzParsePayload
 fuzz ./cmd/noticed-bench FuzzStreamParser
 fuzz ./cmd/noticed-bench FuzzRespReader

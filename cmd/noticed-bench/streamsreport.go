@@ -28,6 +28,16 @@ func (r *runResult) memPerStream() float64 {
 	return float64(idle-before) / float64(r.Opened)
 }
 
+// cpuPerOpen is the server's CPU from before the first dial to the idle
+// sample (opening, then the settle pause, when idle streams cost next to
+// nothing), per stream opened, in µs.
+func (r *runResult) cpuPerOpen() float64 {
+	if !r.HaveServer || r.Opened == 0 {
+		return 0
+	}
+	return float64((r.Idle.CPU - r.Before.CPU).Microseconds()) / float64(r.Opened)
+}
+
 func (r *runResult) openRate() float64 {
 	if r.OpenTime <= 0 {
 		return 0
@@ -107,6 +117,7 @@ func writeRun(w io.Writer, r *runResult) {
 	if r.HaveServer && r.Idle.Procs > 0 {
 		fmt.Fprintf(w, "server memory: RSS %s at rest, %s with the streams open and idle (PSS %s, %s): %.1f KiB per stream; %d open files\n",
 			mib(r.Before.RSS), mib(r.Idle.RSS), mib(r.Before.PSS), mib(r.Idle.PSS), r.memPerStream()/1024, r.Idle.FDs)
+		fmt.Fprintf(w, "server CPU from the first open to the idle sample: %.1f µs per stream opened\n", r.cpuPerOpen())
 	}
 	if r.Sent > 0 || r.PubFailed > 0 {
 		fmt.Fprintf(w, "events: sent %d", r.Sent)

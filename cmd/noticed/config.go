@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/server"
 )
@@ -16,11 +17,17 @@ import (
 type Config struct {
 	Addr        string
 	RedisURL    string
+	DataPath    string
 	JWTSecret   string
 	JWTKeyFile  string
 	JWTIssuer   string
 	JWTAudience string
 	JWTLeeway   time.Duration
+
+	JWKSURLs       urlList
+	JWKSRefresh    time.Duration
+	JWKSUnknownKID time.Duration
+	JWKSMaxAge     time.Duration
 
 	StreamPrefix string
 	StreamMaxLen int64
@@ -52,12 +59,14 @@ type Config struct {
 // serveFlags defines the serve flags on fs, bound to c.
 func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address")
-	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL: redis://host:6379/db (one node), redis+sentinel://host:26379?master_name=NAME&addr=… (Sentinel) or redis+cluster://host:7000?addr=… (Cluster); rediss… for TLS; empty: the embedded in-memory backend, one instance only")
+	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL: redis://host:6379/db (one node), redis+sentinel://host:26379?master_name=NAME&addr=… (Sentinel) or redis+cluster://host:7000?addr=… (Cluster); rediss… for TLS; empty: the embedded backend, one instance only (in memory, or in the file -data names)")
+	fs.StringVar(&c.DataPath, "data", "", "without -redis: keep users' streams in this file (created if absent; one instance per file), so history survives restarts; empty: in memory")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HMAC secret for tokens (HS256/384/512)")
 	fs.StringVar(&c.JWTKeyFile, "jwt-key-file", "", "token keys: PEM public keys or certificates (RSA, ECDSA, Ed25519), or a JWK Set (JSON, also HMAC \"oct\" keys); a token's kid picks the key; re-read on SIGHUP")
 	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required iss claim, if set")
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required aud claim, if set")
 	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 0, "clock skew allowed when checking exp and nbf")
+	jwksFlags(fs, c)
 	fs.StringVar(&c.StreamPrefix, "stream-prefix", "notice:", "prefix of each user's stream key: <prefix>{<user>}")
 	fs.Int64Var(&c.StreamMaxLen, "stream-maxlen", 1000, "entries kept per user (MAXLEN ~)")
 	fs.DurationVar(&c.StreamTTL, "stream-ttl", 24*time.Hour, "a user's stream expires this long after its last entry; 0 never")
@@ -117,6 +126,13 @@ func (c *Config) check() error {
 	if c.JWTSecret != "" && c.JWTKeyFile != "" {
 		errs = append(errs, errors.New("-jwt-secret and -jwt-key-file are exclusive: give one"))
 	}
+	if err := checkSecret(c.JWTSecret); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DataPath != "" && c.RedisURL != "" {
+		errs = append(errs, errors.New("-data and -redis are exclusive: -data is the embedded backend's file, for one instance without Redis"))
+	}
+	errs = append(errs, c.checkJWKS()...)
 	if c.StreamMaxLen < 1 {
 		errs = append(errs, errors.New("-stream-maxlen must be at least 1"))
 	}
@@ -171,6 +187,18 @@ func (c *Config) check() error {
 	return errors.Join(errs...)
 }
 
+// checkSecret refuses a -jwt-secret shorter than the hash it keys (RFC 7518
+// §3.2): one token is enough to guess a short one offline, and whoever
+// does can sign tokens for every user. Dev mode's random secret is long
+// enough by construction.
+func checkSecret(secret string) error {
+	if secret != "" && len(secret) < auth.MinSecretLen {
+		return fmt.Errorf("-jwt-secret (%s) is %d bytes: an HMAC secret must be at least %d (256 bits); make one with `openssl rand -base64 32`",
+			envName("jwt-secret"), len(secret), auth.MinSecretLen)
+	}
+	return nil
+}
+
 func (c *Config) origins() []string {
 	var out []string
 	for _, o := range strings.Split(c.CORSOrigins, ",") {
@@ -185,4 +213,9 @@ func (c *Config) origins() []string {
 func (c *Config) proxies() server.Proxies {
 	p, _ := server.ParseProxies(c.TrustedProxies)
 	return p
+}
+
+// limits are the connection limits the listener applies.
+func (c *Config) limits() server.Limits {
+	return server.Limits{ReadHeaderTimeout: c.ReadHeaderTimeout, IdleTimeout: c.IdleTimeout, MaxHeaderBytes: c.MaxHeaderBytes}
 }

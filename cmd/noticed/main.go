@@ -20,8 +20,11 @@ Usage:
   noticed token -sub USER [-ttl 1h] [-scope publish]
                               print a token signed with -jwt-secret / NOTICED_JWT_SECRET
                               (or the first oct key of a JWK Set -jwt-key-file)
+  noticed health [-addr :8080] [-path /healthz]
+                              exit 0 when the noticed at -addr / NOTICED_ADDR answers 200
+                              (a container's health check, without a shell)
 
-Run 'noticed serve -h' or 'noticed token -h' for the flags.
+Run 'noticed serve -h', 'noticed token -h' or 'noticed health -h' for the flags.
 `
 
 func main() {
@@ -42,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args, stdout, stderr)
 	case "token":
 		err = token(args, stdout, stderr)
+	case "health":
+		err = health(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

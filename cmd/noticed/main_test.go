@@ -3,13 +3,11 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,25 +17,12 @@ import (
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/sse"
+	"github.com/noticed/noticed/internal/testtools"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "noticed-bin")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "noticed")
-	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building noticed: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testtools.RunWithNoticed(m, testtools.Race, &binary)) }
 
 // proc is a running noticed.
 type proc struct {

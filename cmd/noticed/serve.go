@@ -22,10 +22,11 @@ import (
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/demo"
-	"github.com/noticed/noticed/internal/front"
+	"github.com/noticed/noticed/internal/filestore"
 	"github.com/noticed/noticed/internal/memstore"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/redisstore"
+	"github.com/noticed/noticed/internal/retry"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/server"
 	"github.com/noticed/noticed/internal/sse"
@@ -62,6 +63,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer verifier.Close()
 	if c.JWTKeyFile != "" {
 		log.Info("token keys loaded", "file", c.JWTKeyFile, "kids", verifier.KeyIDs(), "algorithms", verifier.Algorithms())
 	}
@@ -84,6 +86,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	metrics.RegisterReady(reg, backendName(&c), store.Ping)
+	m.MaxConns.Set(float64(maxConns(c.MaxConns)))
 	if rs, ok := store.(*redisstore.Store); ok {
 		reg.MustRegister(rs.Collector()) // the per-node series
 	}
@@ -126,8 +130,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		hub.Close()
 		return err
 	}
-	srv := newHTTPServer(&c, handler, log)
-	fl := newFront(ln, &c, handler, log)
+	srv := server.Listen(ln, handler, c.limits(), log)
 	if c.DebugAddr != "" {
 		stop, err := serveDebug(c.DebugAddr, log)
 		if err != nil {
@@ -143,7 +146,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("noticed listening", "addr", ln.Addr().String(), "backend", backendName(&c), "max_conns", maxConns(c.MaxConns))
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(fl) }()
+	go func() { served <- srv.Serve() }()
 	select {
 	case err := <-served:
 		hub.Close()
@@ -161,11 +164,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hub.Close()
 	err = <-shut
 	if err == nil {
-		// Shutdown waits for neither the stream requests front serves nor
-		// the streams taken over from net/http.
-		err = fl.Wait(drainCtx)
-	}
-	if err == nil {
 		err = streams.Wait(drainCtx)
 	}
 	if err != nil {
@@ -177,43 +175,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// newHTTPServer is the http.Server serve runs, with the limits that close
-// connections which hold resources without asking for anything: headers
-// must arrive within -read-header-timeout (slow-loris), an idle keep-alive
-// connection lasts -idle-timeout, and headers past -max-header-bytes get
-// net/http's plain-text 431. There is deliberately no ReadTimeout or
-// WriteTimeout: both would cut open event streams, which bound their own
-// writes; a publish body gets its own read deadline (server.Config).
-func newHTTPServer(c *Config, h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: c.ReadHeaderTimeout,
-		IdleTimeout:       c.IdleTimeout,
-		MaxHeaderBytes:    c.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-}
-
-// newFront puts front ahead of the http.Server on ln: it serves new event
-// streams over HTTP/1.x itself, with the server's limits, and hands every
-// other connection to the server.
-func newFront(ln net.Listener, c *Config, h http.Handler, log *slog.Logger) *front.Listener {
-	return front.Listen(ln, front.Options{
-		Path:              "/notice",
-		Handler:           h,
-		ReadHeaderTimeout: c.ReadHeaderTimeout,
-		MaxHeaderBytes:    c.MaxHeaderBytes,
-		Logger:            log,
-	})
-}
-
 // reloadKeys re-reads -jwt-key-file on SIGHUP. Requests after it use the
 // new keys; open streams were authenticated when they opened and go on
 // (their token's exp still ends them). A file that cannot be read or
 // parsed leaves the keys in force.
 func reloadKeys(c *Config, v *auth.Verifier, log *slog.Logger) {
 	if c.JWTKeyFile == "" {
-		log.Info("SIGHUP: keys come from -jwt-secret or dev mode, not a key file: nothing to reload")
+		log.Info("SIGHUP: keys come from -jwt-secret, -jwks-url or dev mode, not a key file: nothing to reload")
 		return
 	}
 	data, err := os.ReadFile(c.JWTKeyFile)
@@ -245,15 +213,26 @@ func isTerminal(f *os.File) bool {
 }
 
 func backendName(c *Config) string {
-	if c.RedisURL == "" {
-		return "memory"
+	switch {
+	case c.RedisURL != "":
+		return "redis"
+	case c.DataPath != "":
+		return "file"
 	}
-	return "redis"
+	return "memory"
 }
 
 func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, error) {
+	if c.RedisURL == "" && c.DataPath != "" {
+		s, err := filestore.Open(filestore.Options{Path: c.DataPath, MaxLen: int(c.StreamMaxLen), TTL: c.StreamTTL, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("-data: %w", err)
+		}
+		log.Info("embedded backend in a file: one instance only, history kept across restarts", "data", c.DataPath)
+		return s, nil
+	}
 	if c.RedisURL == "" {
-		log.Warn("no -redis given: using the embedded in-memory backend: one instance only, nothing kept across restarts")
+		log.Warn("no -redis given: using the embedded in-memory backend: one instance only, nothing kept across restarts (-data PATH keeps it in a file)")
 		return memstore.New(memstore.Options{MaxLen: int(c.StreamMaxLen), TTL: c.StreamTTL}), nil
 	}
 	redis.SetLogger(redisLog{log})
@@ -266,7 +245,8 @@ func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, 
 	// An instance may start before Redis does: keep trying while Redis is
 	// only unreachable; fail at once on anything else (a bad URL, a refused
 	// CONFIG SET).
-	for wait := 100 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+	backoff := retry.New(100*time.Millisecond, 5*time.Second)
+	for {
 		startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		s, err := redisstore.New(startCtx, opts)
 		cancel()
@@ -276,10 +256,9 @@ func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, 
 		if !errors.Is(err, routing.ErrUnavailable) || ctx.Err() != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
+		wait := backoff.Next()
 		log.Warn("redis does not answer yet; retrying", "err", err, "retry_in", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if !retry.Sleep(wait, ctx.Done()) {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 	}
@@ -322,6 +301,12 @@ type devMode struct {
 func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier, *devMode, error) {
 	cfg := auth.Config{Issuer: c.JWTIssuer, Audience: c.JWTAudience, Leeway: c.JWTLeeway, MaxUserLen: c.MaxUserLen}
 	switch {
+	case len(c.JWKSURLs) > 0:
+		set, err := newJWKS(c, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.JWKS = set
 	case c.JWTKeyFile != "":
 		data, err := os.ReadFile(c.JWTKeyFile)
 		if err != nil {
@@ -350,10 +335,13 @@ func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier,
 	}
 	v, err := auth.NewVerifier(cfg)
 	if err != nil {
+		if cfg.JWKS != nil {
+			cfg.JWKS.Close()
+		}
 		if c.JWTKeyFile != "" {
 			return nil, nil, fmt.Errorf("-jwt-key-file %s: %w", c.JWTKeyFile, err)
 		}
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("-jwt-secret: %w", err)
 	}
 	return v, nil, nil
 }

@@ -49,6 +49,9 @@ func token(args []string, stdout, stderr io.Writer) error {
 	case c.JWTSecret == "":
 		return fmt.Errorf("%w: no secret: set -jwt-secret or NOTICED_JWT_SECRET, or -jwt-key-file with an oct key (a server in dev mode prints ready tokens at start-up instead)", errUsage)
 	}
+	if err := checkSecret(c.JWTSecret); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
 	scopes := strings.FieldsFunc(*scope, func(r rune) bool { return r == ' ' || r == ',' })
 	tok, err := auth.SignWithKID(secret, kid, *sub, *ttl, scopes, c.JWTIssuer, c.JWTAudience)
 	if err != nil {

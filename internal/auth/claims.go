@@ -1,13 +1,18 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/noticed/noticed/internal/strictjson"
 )
 
 // ScopePublish is the scope a token needs to publish over HTTP.
@@ -25,19 +30,78 @@ func (c *Claims) Can(scope string) bool {
 	return c != nil && slices.Contains(c.Scopes, scope)
 }
 
-// tokenClaims is the token's payload as the jwt library decodes it. sub and
-// scope are kept raw and read only after the signature has been checked, so
-// that an unauthenticated token can learn nothing about how its content would
-// be judged, and so a non-string sub is reported as a bad subject rather than
-// a malformed token.
+// tokenClaims is the token's payload as the jwt library decodes it, through
+// UnmarshalJSON. sub and scope are kept raw and read only after the
+// signature has been checked, so that an unauthenticated token can learn
+// nothing about how its content would be judged, and so a non-string sub is
+// reported as a bad subject rather than a malformed token.
 type tokenClaims struct {
-	Issuer    string           `json:"iss,omitempty"`
-	Subject   json.RawMessage  `json:"sub,omitempty"`
-	Audience  jwt.ClaimStrings `json:"aud,omitempty"`
-	ExpiresAt *jwt.NumericDate `json:"exp,omitempty"`
-	NotBefore *jwt.NumericDate `json:"nbf,omitempty"`
-	IssuedAt  *jwt.NumericDate `json:"iat,omitempty"`
-	Scope     json.RawMessage  `json:"scope,omitempty"`
+	Issuer    string
+	Subject   json.RawMessage
+	Audience  jwt.ClaimStrings
+	ExpiresAt *jwt.NumericDate
+	NotBefore *jwt.NumericDate
+	IssuedAt  *jwt.NumericDate
+	Scope     json.RawMessage
+}
+
+// UnmarshalJSON reads the claims the way RFC 7519 names them: exactly, case
+// and all (§4: "Sub" is another claim, unknown and ignored, never sub), and
+// each once: encoding/json, which the library would use, matches names
+// without regard to case and lets the last of two win, so a signed
+// {"sub":"bob","Sub":"alice"} was alice's. A payload with a name twice, or
+// with text that is not UTF-8, is refused whole. Dates are numbers only
+// (§2, NumericDate): the library would also take a number in a string.
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	err := strictjson.Object(b, func(name string, v jsontext.Value) error {
+		var err error
+		switch name {
+		case "iss":
+			if v.Kind() != '"' {
+				return errIssuerType
+			}
+			err = json.Unmarshal(v, &c.Issuer)
+		case "sub":
+			c.Subject = bytes.Clone(v)
+		case "aud":
+			err = c.Audience.UnmarshalJSON(v)
+		case "exp":
+			c.ExpiresAt, err = numericDate(v)
+		case "nbf":
+			c.NotBefore, err = numericDate(v)
+		case "iat":
+			c.IssuedAt, err = numericDate(v)
+		case "scope":
+			c.Scope = bytes.Clone(v)
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, strictjson.ErrDuplicate):
+		return &reasonError{fmt.Errorf("%w: the payload names a claim twice", ErrMalformed)}
+	case errors.Is(err, strictjson.ErrInvalid):
+		return &reasonError{fmt.Errorf("%w: the payload is not a JSON object in UTF-8", ErrMalformed)}
+	case err != nil:
+		return &reasonError{fmt.Errorf("%w: %w", ErrMalformed, err)}
+	}
+	return nil
+}
+
+var (
+	errIssuerType = errors.New("iss must be a string")
+	errDateType   = errors.New("exp, nbf and iat must be numbers of seconds")
+)
+
+// numericDate reads a date claim, which must be a JSON number.
+func numericDate(v jsontext.Value) (*jwt.NumericDate, error) {
+	if v.Kind() != '0' {
+		return nil, errDateType
+	}
+	var d jwt.NumericDate
+	if err := d.UnmarshalJSON(v); err != nil {
+		return nil, errDateType
+	}
+	return &d, nil
 }
 
 var _ jwt.Claims = (*tokenClaims)(nil)

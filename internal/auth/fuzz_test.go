@@ -2,13 +2,16 @@ package auth
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/strictjson"
 )
 
 // FuzzVerify feeds Verify outside input. Each input is also re-signed with the
@@ -35,6 +38,18 @@ func FuzzVerify(f *testing.F) {
 	f.Add("a.b.c")
 	f.Add("..")
 	f.Add("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJcdWQ4MDAifQ.")
+	for _, payload := range []string{
+		`{"sub":"bob","Sub":"alice"}`,
+		`{"sub":"bob","sub":"alice"}`,
+		`{"sub":"bob","s\u0075b":"alice"}`,
+		`{"sub":"bob","Scope":"publish","ctx":{"k":1}}`,
+		`{"sub":"\udc00"}`,
+	} {
+		f.Add(signRaw(f, testSecret, payload))
+	}
+	f.Add(signRawHeader(f, testSecret, `{"alg":"HS256","alg":"none"}`, `{"sub":"bob"}`))
+	f.Add(signRawHeader(f, testSecret, `{"alg":"HS256","crit":["exp"]}`, `{"sub":"bob"}`))
+	f.Add(signRaw(f, testSecret, `{"sub":"bob","exp":"9999999999"}`))
 	for _, kid := range []any{"a", "b", "c", 7, nil, ""} {
 		f.Add(signKid(f, jwt.SigningMethodHS256, testSecret, kid, jwt.MapClaims{"sub": "42"}))
 	}
@@ -78,6 +93,22 @@ func check(t *testing.T, v *Verifier, tok string) {
 	}
 	if err := notice.ValidUser(got.Subject); err != nil {
 		t.Fatalf("accepted sub %q: %v", got.Subject, err)
+	}
+	// The sub accepted is the one an exact reading of the payload finds:
+	// no other member (another case, a second sub) may have stood in.
+	parts := strings.Split(tok, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatalf("accepted a payload that is not base64url: %v", err)
+	}
+	var sub string
+	if err := strictjson.Object(payload, func(name string, v jsontext.Value) error {
+		if name == "sub" {
+			return json.Unmarshal(v, &sub)
+		}
+		return nil
+	}); err != nil || sub != got.Subject {
+		t.Fatalf("accepted sub %q, but the payload read exactly says %q (%v)", got.Subject, sub, err)
 	}
 	if got.Can("") {
 		t.Fatalf("accepted token grants the empty scope: %q", got.Scopes)

@@ -69,8 +69,15 @@ func sign(t testing.TB, m jwt.SigningMethod, key any, claims jwt.MapClaims) stri
 // would refuse to produce (such as invalid UTF-8).
 func signRaw(t testing.TB, secret []byte, payload string) string {
 	t.Helper()
+	return signRawHeader(t, secret, `{"alg":"HS256","typ":"JWT"}`, payload)
+}
+
+// signRawHeader is signRaw with a header of its own, always MACed with
+// HS256 whatever it says.
+func signRawHeader(t testing.TB, secret []byte, header, payload string) string {
+	t.Helper()
 	enc := base64.RawURLEncoding
-	signing := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(payload))
+	signing := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
 	sig, err := jwt.SigningMethodHS256.Sign(signing, secret)
 	if err != nil {
 		t.Fatal(err)

@@ -151,8 +151,8 @@ func parseJWKS(data []byte) ([]key, error) {
 		}
 		var k key
 		if secret, ok := jwk.Key.([]byte); ok {
-			if len(secret) == 0 {
-				return nil, fmt.Errorf("%s: empty secret", where)
+			if len(secret) < MinSecretLen {
+				return nil, fmt.Errorf("%s: %w", where, shortSecret(len(secret)))
 			}
 			k = key{key: secret, methods: hmacMethods}
 		} else {

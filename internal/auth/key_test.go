@@ -35,7 +35,9 @@ func TestNewVerifier(t *testing.T) {
 		wantErr     bool
 		wantMethods []string
 	}{
-		{"secret", Config{Secret: []byte("s")}, false, []string{"HS256", "HS384", "HS512"}},
+		{"secret", Config{Secret: testSecret}, false, []string{"HS256", "HS384", "HS512"}},
+		{"1-byte secret", Config{Secret: []byte("s")}, true, nil},
+		{"31-byte secret", Config{Secret: testSecret[:31]}, true, nil},
 		{"RSA PKIX", Config{KeyFile: pkixPEM(t, rsaPub)}, false, rsaMethods},
 		{"RSA PKCS1", Config{KeyFile: pkcs1}, false, rsaMethods},
 		{"certificate", Config{KeyFile: selfSignedPEM(t)}, false, []string{"ES256"}},
@@ -44,11 +46,11 @@ func TestNewVerifier(t *testing.T) {
 		{"EC PARAMETERS block first", Config{KeyFile: append(params, pkixPEM(t, &ecKey().PublicKey)...)}, false, []string{"ES256"}},
 		{"Ed25519", Config{KeyFile: pkixPEM(t, edKey().Public())}, false, []string{"EdDSA"}},
 		{"neither", Config{}, true, nil},
-		{"both", Config{Secret: []byte("s"), KeyFile: pkixPEM(t, rsaPub)}, true, nil},
+		{"both", Config{Secret: testSecret, KeyFile: pkixPEM(t, rsaPub)}, true, nil},
 		{"not PEM", Config{KeyFile: []byte("hunter2")}, true, nil},
 		{"private key", Config{KeyFile: pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecPriv})}, true, nil},
 		{"corrupt key", Config{KeyFile: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1, 2, 3}})}, true, nil},
-		{"negative leeway", Config{Secret: []byte("s"), Leeway: -time.Second}, true, nil},
+		{"negative leeway", Config{Secret: testSecret, Leeway: -time.Second}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,7 +3,6 @@ package auth
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -26,11 +25,6 @@ import (
 var (
 	ecKey2 = sync.OnceValue(func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		must(err)
-		return k
-	})
-	edKey2 = sync.OnceValue(func() ed25519.PrivateKey {
-		_, k, err := ed25519.GenerateKey(rand.Reader)
 		must(err)
 		return k
 	})
@@ -123,6 +117,9 @@ func TestKeyFileForms(t *testing.T) {
 		{"JWKS alg of another curve", jwks(t, jwk(t, ec1, "e", "ES384")), nil},
 		{"JWKS broken key", jwks(t, json.RawMessage(`{"kty":"EC","crv":"P-256","x":"!","y":"!"}`)), nil},
 		{"JWKS empty secret", jwks(t, json.RawMessage(`{"kty":"oct","k":""}`)), nil},
+		{"JWKS 31-byte secret", jwks(t, jwk(t, secretA[:31], "s", "HS256")), nil},
+		{"JWKS 32-byte secret", jwks(t, jwk(t, secretA[:32], "s", "HS256")), []string{"s"}},
+		{"JWKS short secret beside a good one", jwks(t, jwk(t, secretA, "a", ""), jwk(t, []byte("short"), "b", "")), nil},
 		{"two keys, one kid", jwks(t, jwk(t, ec1, "k", ""), jwk(t, ec2, "k", "")), nil},
 		{"the same key twice, unnamed", append(pkixPEM(t, ec1), pkixPEM(t, ec1)...), nil},
 		{"PEM private key after a public one", append(pkixPEM(t, ec1), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}})...), nil},

@@ -17,6 +17,19 @@ import (
 // hash, so the key is never the weak link (RFC 7518 §3.2).
 const SecretSize = 32
 
+// MinSecretLen is the shortest HMAC secret noticed takes, from -jwt-secret
+// or a JWK Set's oct key, to verify or to sign: RFC 7518 §3.2 asks for a
+// key at least as long as the hash. A shorter one, a password say, can be
+// found from one token by trying guesses offline, and then anyone can sign
+// tokens for every user.
+const MinSecretLen = SecretSize
+
+var errShortSecret = errors.New("HMAC secret too short")
+
+func shortSecret(n int) error {
+	return fmt.Errorf("%w: %d bytes; it must be at least %d (256 bits, RFC 7518 §3.2): make one with `openssl rand -base64 32`", errShortSecret, n, MinSecretLen)
+}
+
 // RandomSecret returns a fresh HMAC secret for dev mode, where no secret was
 // configured and tokens only need to outlive the process.
 func RandomSecret() ([]byte, error) {
@@ -38,8 +51,8 @@ func Sign(secret []byte, sub string, ttl time.Duration, scopes []string, issuer,
 // SignWithKID is Sign with a kid header naming the secret, for a secret
 // that is one of several in a JWK Set key file. An empty kid is left out.
 func SignWithKID(secret []byte, kid, sub string, ttl time.Duration, scopes []string, issuer, audience string) (string, error) {
-	if len(secret) == 0 {
-		return "", errors.New("auth: sign: empty secret")
+	if len(secret) < MinSecretLen {
+		return "", fmt.Errorf("auth: sign: %w", shortSecret(len(secret)))
 	}
 	if err := notice.ValidUser(sub); err != nil {
 		return "", fmt.Errorf("auth: sign: sub: %w", err)

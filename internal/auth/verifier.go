@@ -2,18 +2,21 @@ package auth
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/strictjson"
 )
 
 // maxTokenLen bounds the work one request can ask of the parser. Real tokens
@@ -26,6 +29,7 @@ type Config struct {
 	// KeyFile is the contents of -jwt-key-file: PEM with one or more RSA,
 	// ECDSA or Ed25519 public keys or certificates, or a JWK Set.
 	KeyFile    []byte
+	JWKS       *JWKS         // keys from identity providers' JWKS URLs (jwks.go)
 	Issuer     string        // when set, iss must equal it (-jwt-issuer)
 	Audience   string        // when set, aud must contain it (-jwt-audience)
 	Leeway     time.Duration // clock skew allowed on exp and nbf
@@ -41,6 +45,7 @@ type Verifier struct {
 	leeway     time.Duration
 	opts       []jwt.ParserOption // without the algorithms, which come with the keys
 	keys       atomic.Pointer[keySet]
+	remote     *JWKS
 }
 
 // keySet is the keys in force and a parser limited to their algorithms.
@@ -51,6 +56,7 @@ type keySet struct {
 	methods []string
 	parser  *jwt.Parser
 	cache   verified
+	remote  *JWKS // keys come from a provider instead
 }
 
 // verified remembers the claims of tokens recently verified with a key
@@ -93,13 +99,16 @@ func (c *verified) put(token string, cl Claims) {
 	c.m[token] = cl
 }
 
-// NewVerifier returns a Verifier for cfg. Exactly one of Secret and
-// KeyFile must be set: a server that silently preferred one would leave an
+// NewVerifier returns a Verifier for cfg. Exactly one of Secret, KeyFile
+// and JWKS must be set: a server that silently preferred one would leave an
 // operator unsure which key is live.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	hasSecret, hasKey := len(cfg.Secret) > 0, len(cfg.KeyFile) > 0
-	if hasSecret == hasKey {
-		return nil, errors.New("auth: set exactly one of a JWT secret and a JWT key file")
+	if n := btoi(hasSecret) + btoi(hasKey) + btoi(cfg.JWKS != nil); n != 1 {
+		return nil, errors.New("auth: set exactly one of a JWT secret, a JWT key file and JWKS URLs")
+	}
+	if hasSecret && len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("auth: %w", shortSecret(len(cfg.Secret)))
 	}
 	if cfg.Leeway < 0 {
 		return nil, errors.New("auth: JWT leeway must not be negative")
@@ -116,6 +125,13 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	if cfg.Audience != "" {
 		v.opts = append(v.opts, jwt.WithAudience(cfg.Audience))
+	}
+	if cfg.JWKS != nil {
+		v.remote = cfg.JWKS
+		v.keys.Store(v.newRemoteKeySet())
+		renew := func() { v.keys.Store(v.newRemoteKeySet()) }
+		cfg.JWKS.changed.Store(&renew)
+		return v, nil
 	}
 	if hasSecret {
 		// A copy, so a caller reusing its buffer cannot change the key.
@@ -185,19 +201,22 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxTokenLen)
 	}
 	ks := v.keys.Load()
-	if c, ok := ks.cache.get(token); ok && (c.ExpiresAt.IsZero() || time.Now().Before(c.ExpiresAt.Add(v.leeway))) {
+	if c, ok := ks.cache.get(token); ok && (c.ExpiresAt.IsZero() || time.Now().Before(c.ExpiresAt.Add(v.leeway))) && ks.usable() {
 		return &c, nil
+	}
+	if err := checkHeader(token); err != nil {
+		return nil, err
 	}
 	var tc tokenClaims
 	parsed, err := ks.parser.ParseWithClaims(token, &tc, ks.keyFunc)
 	if err != nil {
 		return nil, v.classify(err, ks, parsed, &tc)
 	}
-	// Only now is the payload trusted enough to judge. The raw bytes are
-	// checked for UTF-8 because encoding/json would quietly turn invalid
-	// bytes into U+FFFD, and then two different subs could name one user.
+	// Only now is the payload trusted enough to judge. It is valid UTF-8
+	// (UnmarshalJSON refused anything else, which encoding/json would have
+	// turned into U+FFFD, so that two different subs could name one user).
 	var sub string
-	if !utf8.Valid(tc.Subject) || json.Unmarshal(tc.Subject, &sub) != nil || notice.ValidUserLen(sub, v.maxUserLen) != nil {
+	if json.Unmarshal(tc.Subject, &sub) != nil || notice.ValidUserLen(sub, v.maxUserLen) != nil {
 		return nil, fmt.Errorf("%w: sub must be a string of 1 to %d bytes of UTF-8 without control characters, white space, { or }",
 			ErrSubject, v.userLen())
 	}
@@ -220,6 +239,36 @@ func (v *Verifier) userLen() int {
 	return v.maxUserLen
 }
 
+// checkHeader refuses two things the jwt library lets through in a
+// token's header: a name given twice (the library keeps the last one, so
+// two readers of one token could see different algorithms or kids), and
+// crit (RFC 7515 §4.1.11), which names extensions the verifier must
+// understand or else refuse the token: noticed understands none. What else
+// is wrong with the token the parser says after this.
+func checkHeader(token string) error {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return nil
+	}
+	err = strictjson.Object(raw, func(name string, _ jsontext.Value) error {
+		if name == "crit" {
+			return fmt.Errorf("%w: the crit header names an extension noticed does not understand", ErrMalformed)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, strictjson.ErrDuplicate):
+		return fmt.Errorf("%w: the header names a parameter twice", ErrMalformed)
+	case errors.Is(err, strictjson.ErrInvalid):
+		return fmt.Errorf("%w: the header is not a JSON object in UTF-8", ErrMalformed)
+	}
+	return err
+}
+
 // keyFunc picks the one key a token is checked with; a token is never
 // tried against several. With a kid, the key of that id; failing that, the
 // only key that fits the algorithm if the file did not name it (a plain
@@ -229,6 +278,9 @@ func (v *Verifier) userLen() int {
 // a key is handed out and must not depend on a parser option staying in
 // place.
 func (ks *keySet) keyFunc(t *jwt.Token) (any, error) {
+	if ks.remote != nil {
+		return ks.remote.keyFunc(t)
+	}
 	alg := t.Method.Alg()
 	if !slices.Contains(ks.methods, alg) {
 		return nil, errAlgorithm
@@ -247,13 +299,13 @@ func (ks *keySet) keyFunc(t *jwt.Token) (any, error) {
 	rawKid, hasKid := t.Header["kid"]
 	if !hasKid {
 		if only == nil {
-			return nil, &keyError{fmt.Errorf("%w: %d keys verify %s, so the token must name one", ErrNeedKid, fitting, alg)}
+			return nil, &reasonError{fmt.Errorf("%w: %d keys verify %s, so the token must name one", ErrNeedKid, fitting, alg)}
 		}
 		return only.key, nil
 	}
 	kid, ok := rawKid.(string)
 	if !ok {
-		return nil, &keyError{fmt.Errorf("%w: kid is not a string", ErrMalformed)}
+		return nil, &reasonError{fmt.Errorf("%w: kid is not a string", ErrMalformed)}
 	}
 	named := false
 	for i := range ks.keys {
@@ -265,19 +317,20 @@ func (ks *keySet) keyFunc(t *jwt.Token) (any, error) {
 		}
 	}
 	if named {
-		return nil, &keyError{fmt.Errorf("%w: the key the kid names does not verify %s", ErrSignature, alg)}
+		return nil, &reasonError{fmt.Errorf("%w: the key the kid names does not verify %s", ErrSignature, alg)}
 	}
 	if only != nil && !only.named {
 		return only.key, nil
 	}
-	return nil, &keyError{fmt.Errorf("%w: no key has the token's kid", ErrUnknownKey)}
+	return nil, &reasonError{fmt.Errorf("%w: no key has the token's kid", ErrUnknownKey)}
 }
 
-// keyError carries keyFunc's reason through the jwt library's error.
-type keyError struct{ err error }
+// reasonError carries a reason of our own (from keyFunc or the claims'
+// UnmarshalJSON) through the jwt library's error.
+type reasonError struct{ err error }
 
-func (e *keyError) Error() string { return e.err.Error() }
-func (e *keyError) Unwrap() error { return e.err }
+func (e *reasonError) Error() string { return e.err.Error() }
+func (e *reasonError) Unwrap() error { return e.err }
 
 var errAlgorithm = errors.New("algorithm not allowed for the configured key")
 
@@ -285,9 +338,9 @@ var errAlgorithm = errors.New("algorithm not allowed for the configured key")
 // wrapped: its text can quote the token's header (the alg name, say), and our
 // messages must not carry token text.
 func (v *Verifier) classify(err error, ks *keySet, t *jwt.Token, tc *tokenClaims) error {
-	// keyFunc's own refusals come back inside jwt's; they carry no token
-	// text, so they are passed on as they are.
-	var ke *keyError
+	// Our own refusals come back inside jwt's; they carry no token text, so
+	// they are passed on as they are.
+	var ke *reasonError
 	if errors.As(err, &ke) {
 		return ke.err
 	}

@@ -71,7 +71,7 @@ func TestVerify(t *testing.T) {
 		{"sub with braces", secretCfg, hs256(t, jwt.MapClaims{"sub": "{x}"}), ErrSubject, nil},
 		{"sub with control char", secretCfg, hs256(t, jwt.MapClaims{"sub": "a\x01b"}), ErrSubject, nil},
 		{"sub with newline", secretCfg, hs256(t, jwt.MapClaims{"sub": "a\nb"}), ErrSubject, nil},
-		{"sub invalid UTF-8", secretCfg, signRaw(t, testSecret, "{\"sub\":\"a\xffb\"}"), ErrSubject, nil},
+		{"sub invalid UTF-8", secretCfg, signRaw(t, testSecret, "{\"sub\":\"a\xffb\"}"), ErrMalformed, nil},
 
 		{"scope string", secretCfg, hs256(t, jwt.MapClaims{"sub": "42", "scope": " read  publish "}), nil, []string{"read", "publish"}},
 		{"scope array", secretCfg, hs256(t, jwt.MapClaims{"sub": "42", "scope": []string{"publish", "", "read"}}), nil, []string{"publish", "read"}},

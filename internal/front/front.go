@@ -16,6 +16,7 @@ package front
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -26,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/noticed/noticed/internal/retry"
 )
 
 // Options configure a Listener. They mirror the http.Server's limits, so a
@@ -117,7 +120,7 @@ func (l *Listener) Wait(ctx context.Context) error {
 }
 
 func (l *Listener) acceptLoop() {
-	var backoff time.Duration
+	backoff := retry.New(5*time.Millisecond, time.Second)
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -125,14 +128,12 @@ func (l *Listener) acceptLoop() {
 			// http.Server does.
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				l.opts.Logger.Warn("accept failed; retrying", "err", err, "retry_in", backoff)
-				select {
-				case <-time.After(backoff):
-					continue
-				case <-l.done:
+				wait := backoff.Next()
+				l.opts.Logger.Warn("accept failed; retrying", "err", err, "retry_in", wait)
+				if !retry.Sleep(wait, l.done) {
 					return
 				}
+				continue
 			}
 			if !errors.Is(err, net.ErrClosed) {
 				l.acceptErr = err
@@ -140,7 +141,7 @@ func (l *Listener) acceptLoop() {
 			close(l.done)
 			return
 		}
-		backoff = 0
+		backoff.Reset()
 		l.inflight.Add(1)
 		go l.serveConn(c)
 	}
@@ -166,8 +167,10 @@ func (l *Listener) serveConn(c net.Conn) {
 	lr := &limitedConn{Conn: c, n: int64(l.opts.MaxHeaderBytes) + 4096}
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(lr)
+	var headDeadline time.Time
 	if l.opts.ReadHeaderTimeout > 0 {
-		_ = c.SetReadDeadline(time.Now().Add(l.opts.ReadHeaderTimeout))
+		headDeadline = time.Now().Add(l.opts.ReadHeaderTimeout)
+		_ = c.SetReadDeadline(headDeadline)
 	}
 	prefix := l.prefix
 	head, err := br.Peek(len(prefix) + 1)
@@ -179,12 +182,11 @@ func (l *Listener) serveConn(c net.Conn) {
 		return
 	}
 	if !isStreamRequest(head, prefix) {
-		// Not ours: net/http reads the connection from the start, deadlines
-		// and limits its own.
-		_ = c.SetReadDeadline(time.Time{})
+		// Not ours: net/http reads the connection from the start, limits
+		// its own, and its head deadline no later than the one set here.
 		lr.n = 1<<63 - 1
 		select {
-		case l.conns <- &handedConn{Conn: c, br: br}:
+		case l.conns <- &handedConn{Conn: c, br: br, headDeadline: headDeadline}:
 		case <-l.done:
 			putReader(br)
 			c.Close()
@@ -210,6 +212,11 @@ func (l *Listener) serveStream(c net.Conn, lr *limitedConn, br *bufio.Reader) {
 	if err == nil {
 		err = checkRequest(req)
 	}
+	var behind []byte // what the client sent past its request head
+	if err == nil && br.Buffered() > 0 {
+		p, _ := br.Peek(br.Buffered())
+		behind = bytes.Clone(p)
+	}
 	putReader(br)
 	if err != nil {
 		var ne net.Error
@@ -230,7 +237,7 @@ func (l *Listener) serveStream(c net.Conn, lr *limitedConn, br *bufio.Reader) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	req.RemoteAddr = c.RemoteAddr().String()
-	w := &response{c: c, req: req, hdr: make(http.Header, 4)}
+	w := &response{c: c, req: req, hdr: make(http.Header, 4), behind: behind}
 	defer func() {
 		if p := recover(); p != nil {
 			// The router recovers from its handlers' panics; this is the
@@ -321,6 +328,25 @@ type handedConn struct {
 	net.Conn
 	mu sync.Mutex
 	br *bufio.Reader
+	// headDeadline is when the first request head must have arrived,
+	// counted from the accept; zero once net/http has set its own.
+	headDeadline time.Time
+}
+
+// SetReadDeadline holds net/http's first deadline, the one for the first
+// request head (a bound from when net/http starts reading), to the front
+// door's: the time spent here comes out of the same bound, so a slow head
+// gets -read-header-timeout in all, not once per reader.
+func (h *handedConn) SetReadDeadline(t time.Time) error {
+	h.mu.Lock()
+	if hd := h.headDeadline; !hd.IsZero() {
+		h.headDeadline = time.Time{}
+		if t.IsZero() || t.After(hd) {
+			t = hd
+		}
+	}
+	h.mu.Unlock()
+	return h.Conn.SetReadDeadline(t)
 }
 
 func (h *handedConn) Read(p []byte) (int, error) {

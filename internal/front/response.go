@@ -22,6 +22,7 @@ type response struct {
 	status   int
 	body     bytes.Buffer
 	hijacked bool
+	behind   []byte // read past the request head; Hijack hands it on
 }
 
 // maxBody bounds what a refusal may buffer; stream handlers write a short
@@ -49,8 +50,7 @@ func (w *response) Write(p []byte) (int, error) {
 	return w.body.Write(p)
 }
 
-// ReadFrom, with Flush and Hijack, lets middleware that wraps writers (chi's)
-// keep Hijack reachable.
+// ReadFrom lets middleware that copies into writers use the buffer.
 func (w *response) ReadFrom(r io.Reader) (int64, error) {
 	if w.hijacked {
 		return 0, http.ErrHijacked
@@ -63,12 +63,22 @@ func (w *response) ReadFrom(r io.Reader) (int64, error) {
 	return n, err
 }
 
-// Flush does nothing: a response that is not hijacked goes out whole.
-func (w *response) Flush() {}
+// errNotStreaming is what flushing a response here returns: nothing goes
+// out before the handler returns, and nothing here watches the connection
+// for the client leaving, so a handler that streams without taking the
+// connection over would hold its client's resources, unseen, until it
+// fills the buffer. Failing its first flush ends it at once.
+var errNotStreaming = errors.New("front: a response here is sent whole when the handler returns; take the connection over to stream")
 
-// Hijack hands the connection over. The request's bytes have all been
-// read; the returned buffers are empty and minimal (the stream handler
-// writes and watches the connection directly).
+// FlushError, not Flush, so that http.ResponseController (through any
+// wrapper that unwraps) reports the error; a writer that is not an
+// http.Flusher also keeps wrappers from swallowing it.
+func (w *response) FlushError() error { return errNotStreaming }
+
+// Hijack hands the connection over. The returned buffers are minimal (the
+// stream handler writes and watches the connection directly); the reader
+// holds, buffered, what the client sent past its request head, as
+// net/http's does, so that the handler can tell it was sent.
 func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.hijacked {
 		return nil, nil, http.ErrHijacked
@@ -77,7 +87,12 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("front: hijack after a response was started")
 	}
 	w.hijacked = true
-	return w.c, bufio.NewReadWriter(bufio.NewReaderSize(w.c, 16), bufio.NewWriterSize(w.c, 16)), nil
+	r := bufio.NewReaderSize(w.c, 16)
+	if len(w.behind) > 0 {
+		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(w.behind), w.c), len(w.behind))
+		_, _ = r.Peek(len(w.behind)) // served by the first reader: the connection is not read
+	}
+	return w.c, bufio.NewReadWriter(r, bufio.NewWriterSize(w.c, 16)), nil
 }
 
 // SetWriteDeadline and SetReadDeadline serve http.ResponseController.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/noticed/noticed/internal/embedded"
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/routing"
 )
@@ -24,16 +25,13 @@ type Options struct {
 
 // Store keeps every user's stream in memory.
 type Store struct {
-	opts Options
+	opts    Options
+	follows embedded.Follows
 
-	mu       sync.Mutex
-	streams  map[string]*stream
-	followed map[string]bool
-	notifier routing.Notifier
+	mu      sync.Mutex
+	streams map[string]*stream
 
-	stop      chan struct{}
-	closeOnce sync.Once
-	sweeper   sync.WaitGroup
+	sweeper *embedded.Sweeper
 }
 
 type stream struct {
@@ -49,42 +47,18 @@ func New(opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Store{
-		opts:     opts,
-		streams:  make(map[string]*stream),
-		followed: make(map[string]bool),
-		stop:     make(chan struct{}),
-	}
-	if opts.TTL > 0 {
-		s.sweeper.Add(1)
-		go s.sweep(sweepEvery(opts.TTL))
-	}
+	s := &Store{opts: opts, streams: make(map[string]*stream)}
+	s.sweeper = embedded.StartSweeper(opts.TTL, s.sweep)
 	return s
 }
 
-// sweepEvery keeps expired streams from holding memory for much longer
-// than their time to live, without waking often for a long one.
-func sweepEvery(ttl time.Duration) time.Duration {
-	return min(max(ttl/4, 10*time.Millisecond), time.Minute)
-}
-
-func (s *Store) sweep(every time.Duration) {
-	defer s.sweeper.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			s.mu.Lock()
-			now := s.opts.Now()
-			for user, st := range s.streams {
-				if s.expired(st, now) {
-					delete(s.streams, user)
-				}
-			}
-			s.mu.Unlock()
+func (s *Store) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Now()
+	for user, st := range s.streams {
+		if s.expired(st, now) {
+			delete(s.streams, user)
 		}
 	}
 }
@@ -104,15 +78,13 @@ func (s *Store) live(user string, now time.Time) *stream {
 	return st
 }
 
-// Append adds each message with an id like Redis would give it: the current
-// millisecond, or the stream's last id plus one when the clock has not
-// moved past it.
+// Append adds each message with an id like Redis would give it (see
+// embedded.NextID).
 func (s *Store) Append(ctx context.Context, msgs []routing.Message) ([]notice.ID, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	ids := make([]notice.ID, len(msgs))
-	var notify []string
 	s.mu.Lock()
 	now := s.opts.Now()
 	for i, m := range msgs {
@@ -121,10 +93,7 @@ func (s *Store) Append(ctx context.Context, msgs []routing.Message) ([]notice.ID
 			st = &stream{}
 			s.streams[m.User] = st
 		}
-		id := notice.ID{Ms: uint64(now.UnixMilli())}
-		if id.Compare(st.last) <= 0 {
-			id = notice.ID{Ms: st.last.Ms, Seq: st.last.Seq + 1}
-		}
+		id := embedded.NextID(st.last, now)
 		st.last = id
 		st.entries = append(st.entries, notice.Entry{ID: id, Event: m.Event, Data: m.Data})
 		if s.opts.MaxLen > 0 && len(st.entries) > s.opts.MaxLen {
@@ -136,21 +105,14 @@ func (s *Store) Append(ctx context.Context, msgs []routing.Message) ([]notice.ID
 		}
 		st.expires = now.Add(s.opts.TTL)
 		ids[i] = id
-		if s.followed[m.User] && s.notifier != nil {
-			notify = append(notify, m.User)
-		}
 	}
-	n := s.notifier
 	s.mu.Unlock()
-	for _, u := range notify {
-		n.Changed(u)
-	}
+	s.follows.Appended(msgs)
 	return ids, nil
 }
 
-// Read answers each cursor from the retained entries. A gap is reported
-// when the cursor's entry is no longer retained: whatever followed it may
-// have been trimmed or expired with it.
+// Read answers each cursor from the retained entries, with embedded.Gap's
+// rule for gaps.
 func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -161,20 +123,11 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 	now := s.opts.Now()
 	for i, c := range cursors {
 		st := s.live(c.User, now)
-		if st == nil {
-			out[i].Gap = c.CheckGap && !c.After.IsZero()
-			out[i].Ahead = out[i].Gap
+		if st == nil || len(st.entries) == 0 {
+			out[i].Gap, out[i].Ahead = embedded.Gap(c, notice.Zero, notice.Zero, false)
 			continue
 		}
-		if c.CheckGap && !c.After.IsZero() {
-			if st.last.Less(c.After) {
-				out[i].Gap, out[i].Ahead = true, true
-			} else if len(st.entries) == 0 {
-				out[i].Gap = c.After.Less(st.last)
-			} else {
-				out[i].Gap = c.After.Less(st.entries[0].ID)
-			}
-		}
+		out[i].Gap, out[i].Ahead = embedded.Gap(c, st.entries[0].ID, st.entries[len(st.entries)-1].ID, true)
 		from := sort.Search(len(st.entries), func(j int) bool { return c.After.Less(st.entries[j].ID) })
 		to := len(st.entries)
 		if c.Count > 0 && to-from > c.Count {
@@ -188,20 +141,19 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 }
 
 // SetNotifier names who hears of new entries of followed users.
-func (s *Store) SetNotifier(n routing.Notifier) {
-	s.mu.Lock()
-	s.notifier = n
-	s.mu.Unlock()
-}
+func (s *Store) SetNotifier(n routing.Notifier) { s.follows.SetNotifier(n) }
+
+// Followed returns how many users are followed, for tests and metrics.
+func (s *Store) Followed() int { return s.follows.Followed() }
 
 // Follow starts notifications for user and returns its newest entry id.
 func (s *Store) Follow(ctx context.Context, user string) (notice.ID, error) {
 	if err := ctx.Err(); err != nil {
 		return notice.Zero, err
 	}
+	s.follows.Follow(user)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.followed[user] = true
 	if st := s.live(user, s.opts.Now()); st != nil && len(st.entries) > 0 {
 		return st.entries[len(st.entries)-1].ID, nil
 	}
@@ -210,9 +162,7 @@ func (s *Store) Follow(ctx context.Context, user string) (notice.ID, error) {
 
 // Unfollow stops notifications for user.
 func (s *Store) Unfollow(ctx context.Context, user string) error {
-	s.mu.Lock()
-	delete(s.followed, user)
-	s.mu.Unlock()
+	s.follows.Unfollow(user)
 	return nil
 }
 
@@ -221,14 +171,6 @@ func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
 
 // Close stops the sweeper.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { close(s.stop) })
-	s.sweeper.Wait()
+	s.sweeper.Stop()
 	return nil
-}
-
-// Followed returns how many users are followed, for tests and metrics.
-func (s *Store) Followed() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.followed)
 }

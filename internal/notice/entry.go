@@ -98,12 +98,9 @@ func ValidUserLen(user string, maxLen int) error {
 	return nil
 }
 
-// ValidEvent checks an event type: at most 64 bytes of UTF-8 with no control
-// characters. Empty means the default type, "message".
-func ValidEvent(event string) error { return ValidEventLen(event, MaxEventLen) }
-
-// ValidEventLen is ValidEvent with a tighter length limit (-max-event-len);
-// maxLen outside 1..MaxEventLen means MaxEventLen.
+// ValidEventLen checks an event type: at most maxLen bytes (-max-event-len;
+// outside 1..MaxEventLen, MaxEventLen) of UTF-8 with no control characters.
+// Empty means the default type, "message".
 func ValidEventLen(event string, maxLen int) error {
 	if maxLen < 1 || maxLen > MaxEventLen {
 		maxLen = MaxEventLen

@@ -114,12 +114,12 @@ func TestValidUser(t *testing.T) {
 
 func TestValidEvent(t *testing.T) {
 	t.Parallel()
-	if err := ValidEvent(strings.Repeat("e", 64)); err != nil {
+	if err := ValidEventLen(strings.Repeat("e", 64), MaxEventLen); err != nil {
 		t.Error(err)
 	}
 	for _, e := range []string{strings.Repeat("e", 65), "a\nb", "a\rb", "\x00"} {
-		if ValidEvent(e) == nil {
-			t.Errorf("ValidEvent(%q) accepted", e)
+		if ValidEventLen(e, MaxEventLen) == nil {
+			t.Errorf("ValidEventLen(%q, MaxEventLen) accepted", e)
 		}
 	}
 }

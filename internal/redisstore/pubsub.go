@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/noticed/noticed/internal/retry"
 )
 
 // readPubSub is the one goroutine that receives from the Pub/Sub
@@ -16,7 +18,7 @@ func (n *node) readPubSub() {
 	ctx, cancel := n.untilClose()
 	defer cancel()
 	pinged := false
-	var pause time.Duration
+	backoff := retry.New(10*time.Millisecond, time.Second)
 	for {
 		var msg any
 		var err error
@@ -51,15 +53,13 @@ func (n *node) readPubSub() {
 			}
 			pinged = false
 			n.markLost(err)
-			pause = min(max(2*pause, 10*time.Millisecond), time.Second)
-			select {
-			case <-ctx.Done():
+			if !backoff.Wait(ctx.Done()) {
 				return
-			case <-time.After(pause):
 			}
 			continue
 		}
-		pinged, pause = false, 0
+		pinged = false
+		backoff.Reset()
 		if n.takeLost() {
 			n.recover(ctx)
 		}
@@ -106,7 +106,8 @@ func (n *node) recover(ctx context.Context) {
 	n.retryPendingLocked()
 	n.mu.Unlock()
 
-	for pause := 10 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+	backoff := retry.New(10*time.Millisecond, time.Second)
+	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := n.s.ensureNotifyFlags(cctx, n.client)
 		cancel()
@@ -117,10 +118,8 @@ func (n *node) recover(ctx context.Context) {
 			n.s.log.Error("cannot turn Redis keyspace notifications on again; followed streams get no live events", "err", err)
 			break
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Wait(ctx.Done()) {
 			return
-		case <-time.After(pause):
 		}
 	}
 

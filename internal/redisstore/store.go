@@ -118,8 +118,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	}
 	// RESP2 unless the URL asks (protocol=3): under RESP3 go-redis peeks
 	// every connection for push messages before each command, a read system
-	// call per round trip that was a tenth of noticed's CPU per event.
-	// Nothing here uses RESP3.
+	// call per round trip (docs/benchmarks.md). Nothing here uses RESP3.
 	resp2 := !strings.Contains(o.URL, "protocol=")
 	s := &Store{
 		url:          u,

@@ -61,8 +61,7 @@ func (c *Conn) Kicked() <-chan struct{} { return c.kicked }
 // true the hub calls it from its reader goroutine, outside its lock, and
 // the function may write what is queued there and then, without blocking;
 // when false, the hub has spent its time for that (see InlineBudget) or
-// holds its lock, and the function should hand the work to a goroutine. A
-// stream that has a goroutine of its own waiting on Frames needs none.
+// holds its lock, and the function should hand the work to a goroutine.
 func (c *Conn) OnWake(f func(now bool)) {
 	c.hub.mu.Lock()
 	c.wake = f

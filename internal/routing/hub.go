@@ -11,6 +11,7 @@ import (
 
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/retry"
 )
 
 // Encoder turns an entry into the bytes every stream of its user is sent.
@@ -38,16 +39,20 @@ type Options struct {
 	// MaxConnsPerUser and MaxConns limit open streams; 0 means no limit.
 	MaxConnsPerUser int
 	MaxConns        int
-	// ReadBatch is how many entries one read takes per user. Default 256.
-	ReadBatch int
 	// TrimLen is how many entries the store keeps per user (0: unknown).
-	// A read that returns min(ReadBatch, TrimLen) entries means the hub is
+	// A read that returns min(readBatch, TrimLen) entries means the hub is
 	// behind enough that entries may have been trimmed before it read them,
 	// and it asks the store.
 	TrimLen int
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 }
+
+// A store that does not answer is asked again after 50ms, doubling up to 2s.
+const (
+	storeRetryFirst = 50 * time.Millisecond
+	storeRetryMax   = 2 * time.Second
+)
 
 // Errors Subscribe returns when a stream may not open.
 var (
@@ -110,9 +115,6 @@ type user struct {
 func New(store Store, encode Encoder, opts Options) *Hub {
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = 64
-	}
-	if opts.ReadBatch <= 0 {
-		opts.ReadBatch = 256
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.Discard()
@@ -248,7 +250,7 @@ func (h *Hub) Unsubscribe(c *Conn) {
 // follow starts following u, retrying while the store does not answer:
 // streams opened during an outage wait for it rather than fail.
 func (h *Hub) follow(u *user) {
-	backoff := newBackoff()
+	backoff := retry.New(storeRetryFirst, storeRetryMax)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		id, err := h.store.Follow(ctx, u.name)
@@ -273,8 +275,9 @@ func (h *Hub) follow(u *user) {
 			return
 		}
 		h.m.BackendErrors.WithLabelValues("follow").Inc()
-		h.log.Warn("following a user failed; retrying", "err", err, "retry_in", backoff.peek())
-		if !backoff.wait(h.stop) {
+		wait := backoff.Next()
+		h.log.Warn("following a user failed; retrying", "err", err, "retry_in", wait)
+		if !retry.Sleep(wait, h.stop) {
 			return
 		}
 		h.mu.Lock()

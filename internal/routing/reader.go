@@ -3,22 +3,27 @@ package routing
 import (
 	"context"
 	"time"
+
+	"github.com/noticed/noticed/internal/retry"
 )
 
 // maxUsersPerRead bounds one batched read, so one round trip stays small.
 const maxUsersPerRead = 512
 
+// readBatch is how many entries one read takes per user.
+const readBatch = 256
+
 // InlineBudget is how long the hub's reader goroutine may spend, per read,
 // writing fanned-out frames to streams itself. Writing at once saves a
-// goroutine start and a scheduler wake-up per event (about a tenth of the
-// server's CPU per event at 5,000 events/s); past the budget, the streams of a large
-// fan-out are written on their own goroutines, on every core.
+// goroutine start and a scheduler wake-up per event (docs/benchmarks.md);
+// past the budget, the streams of a large fan-out are written on their own
+// goroutines, on every core.
 const InlineBudget = 500 * time.Microsecond
 
 // Run reads changed users' new entries and fans them out until Close.
 func (h *Hub) Run() {
 	defer close(h.stopped)
-	backoff := newBackoff()
+	backoff := retry.New(storeRetryFirst, storeRetryMax)
 	for {
 		select {
 		case <-h.stop:
@@ -26,10 +31,7 @@ func (h *Hub) Run() {
 		case <-h.wake:
 		}
 		// No waiting for more to gather: while one read is under way the
-		// next notifications queue, and the next read takes them all. (A
-		// pause of 0.3 ms before busy reads, which Go's timers made 1.1 ms,
-		// added a millisecond to the median and saved no CPU even at
-		// 20,000 events/s.)
+		// next notifications queue, and the next read takes them all.
 		for {
 			cursors := h.takeDirty()
 			if len(cursors) == 0 {
@@ -39,12 +41,12 @@ func (h *Hub) Run() {
 				h.m.BackendErrors.WithLabelValues("read").Inc()
 				h.log.Warn("reading new entries failed; retrying", "err", err, "users", len(cursors))
 				h.markFailed(cursors)
-				if !backoff.wait(h.stop) {
+				if !backoff.Wait(h.stop) {
 					return
 				}
 				continue
 			}
-			backoff = newBackoff()
+			backoff.Reset()
 		}
 	}
 }
@@ -73,7 +75,7 @@ func (h *Hub) takeDirty() []Cursor {
 		if u == nil || u.state != ready {
 			continue
 		}
-		cursors = append(cursors, Cursor{User: name, After: u.cursor, Count: h.opts.ReadBatch, CheckGap: u.recheck, Delivered: true})
+		cursors = append(cursors, Cursor{User: name, After: u.cursor, Count: readBatch, CheckGap: u.recheck, Delivered: true})
 		u.recheck = false
 		if len(cursors) == maxUsersPerRead {
 			break
@@ -124,8 +126,16 @@ func (h *Hub) readAndFanOut(cursors []Cursor) error {
 		}
 		// Encode outside the lock, once per entry for all streams.
 		frames := make([]Frame, len(b.Entries))
+		now := uint64(max(h.round.UnixMilli(), 0))
 		for j, e := range b.Entries {
 			frames[j] = Frame{ID: e.ID, Bytes: h.encode(nil, e)}
+			// An id ahead of this clock (the backend's runs ahead, or
+			// a producer chose it) counts as no wait.
+			if e.ID.Ms <= now {
+				h.m.ReadDelay.Observe(float64(now-e.ID.Ms) / 1000)
+			} else {
+				h.m.ReadDelay.Observe(0)
+			}
 		}
 		h.m.EventsRead.Add(float64(len(frames)))
 		h.fanOut(cursors[i].User, frames, false)

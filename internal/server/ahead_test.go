@@ -35,6 +35,7 @@ func TestLastEventIDPastTheNewest(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			e := newBackend(t)
+			e.hostile()
 			past := []func(newest notice.ID) notice.ID{
 				func(n notice.ID) notice.ID { return notice.ID{Ms: n.Ms + 3600_000} },
 				func(n notice.ID) notice.ID { return notice.ID{Ms: n.Ms, Seq: n.Seq + 1} },
@@ -76,6 +77,7 @@ func TestLastEventIDPastTheNewest(t *testing.T) {
 func TestLastEventIDPastTheNewestGivesAPosition(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{heartbeat: 50 * time.Millisecond})
+	e.hostile()
 	newest := e.mustPublish("ike", "", "before")
 	resp, err := boundedClient.Get(e.url + "/notice?lastEventId=" + notice.Last.String() + "&token=" + token(t, "ike"))
 	if err != nil {

@@ -12,12 +12,13 @@ import (
 
 // Errors of the HTTP layer; the rest come from the packages below it.
 var (
-	ErrForbidden  = errors.New("token lacks the publish scope")
-	ErrBadBody    = errors.New("bad request body")
-	ErrTooLarge   = errors.New("request body too large")
-	ErrTimeout    = errors.New("request body not received in time")
-	ErrNotAllowed = errors.New("method not allowed")
-	ErrNotFound   = errors.New("not found")
+	ErrForbidden   = errors.New("token lacks the publish scope")
+	ErrBadBody     = errors.New("bad request body")
+	ErrTooLarge    = errors.New("request body too large")
+	ErrTimeout     = errors.New("request body not received in time")
+	ErrNotAllowed  = errors.New("method not allowed")
+	ErrNotFound    = errors.New("not found")
+	ErrHTTPVersion = errors.New("HTTP version not supported: send HTTP/1.1 or HTTP/1.0")
 )
 
 // status maps an error to its HTTP status: the one place that does.
@@ -25,7 +26,7 @@ func status(err error) int {
 	switch {
 	case auth.Refused(err):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrForbidden), errors.Is(err, ErrForeignOrigin):
 		return http.StatusForbidden
 	case errors.Is(err, ErrBadBody), errors.Is(err, sse.ErrBadLastEventID):
 		return http.StatusBadRequest
@@ -37,6 +38,8 @@ func status(err error) int {
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, ErrHTTPVersion):
+		return http.StatusHTTPVersionNotSupported
 	case errors.Is(err, routing.ErrUserLimit):
 		return http.StatusTooManyRequests
 	case errors.Is(err, routing.ErrFull), errors.Is(err, routing.ErrClosed),
@@ -47,11 +50,16 @@ func status(err error) int {
 }
 
 // writeError answers with err's status and {"error": "..."}. Internal
-// errors are not described to the client; the caller logs them.
+// errors are not described to the client, but for a stream the server
+// cannot hand over, a fault of the deployment that says nothing secret;
+// the caller logs them.
 func writeError(w http.ResponseWriter, err error) {
 	code := status(err)
 	msg := err.Error()
-	if code == http.StatusInternalServerError {
+	switch {
+	case errors.Is(err, sse.ErrNotHijackable):
+		msg = sse.ErrNotHijackable.Error()
+	case code == http.StatusInternalServerError:
 		msg = "internal error"
 	}
 	switch code {
@@ -63,9 +71,17 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
+// writeJSON is the one place a JSON reply or error body is written. Plain
+// JSON, without encoding/json's HTML escaping: a message that quotes what
+// the client sent ("<b>" as an unknown field) reads as it was sent, not as
+// "\u003cb\u003e". The body is never HTML: nosniff keeps a browser from
+// guessing that it is.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
 }

@@ -1,20 +1,28 @@
 package server
 
 import (
+	"mime"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/noticed/noticed/internal/notice"
 )
 
 // FuzzPublishBody holds the publish parser to its promises on any input:
 // no panic, and anything accepted names 1 to max valid, distinct users
-// within the length limit and a valid event type within its limit.
+// within the length limit and a valid event type within its limit; an
+// accepted JSON body is valid I-JSON (each name once, all UTF-8), so no
+// member was guessed at and no byte was rewritten.
 func FuzzPublishBody(f *testing.F) {
 	f.Add([]byte(`{"user":"42","event":"order.shipped","data":{"a":1}}`), "application/json")
 	f.Add([]byte(`{"users":["1","2",3],"data":"x"}`), "application/json; charset=utf-8")
 	f.Add([]byte(`user=42&event=x&data=hello`), "application/x-www-form-urlencoded")
 	f.Add([]byte(`users=a&users=b`), "application/x-www-form-urlencoded")
 	f.Add([]byte(`{"user":null}`), "")
+	f.Add([]byte(`{"user":"a","User":"b"}`), "application/json")
+	f.Add([]byte(`{"user":"a","us\u0065r":"b","data":{"k":1,"k":2}}`), "application/json")
+	f.Add([]byte("{\"users\":[\"a\xff\",\"a\xfe\"]}"), "application/json")
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
 		const max = 5
 		req, err := parsePublish(body, contentType, limits{users: max, userLen: 20, eventLen: 10})
@@ -33,6 +41,9 @@ func FuzzPublishBody(f *testing.F) {
 		}
 		if notice.ValidEventLen(req.event, 10) != nil {
 			t.Fatalf("accepted event %q", req.event)
+		}
+		if mt, _, _ := mime.ParseMediaType(contentType); mt != "application/x-www-form-urlencoded" && !jsontext.Value(body).IsValid() {
+			t.Fatalf("accepted JSON body %q, which is not valid I-JSON", body)
 		}
 	})
 }

@@ -6,15 +6,15 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/memstore"
@@ -26,7 +26,9 @@ import (
 
 var secret = []byte("test-secret-that-is-long-enough-for-hs256")
 
-// env is one noticed instance served in-process on the memory backend.
+// env is one noticed instance served in-process on the memory backend,
+// through the listener production serves on (server.Listen: the front
+// door, then net/http) on a real loopback socket.
 type env struct {
 	t       *testing.T
 	url     string
@@ -46,8 +48,8 @@ type envOptions struct {
 	maxConns     int
 	cors         []string
 	store        routing.Store
-	noHijack     bool          // serve streams on net/http's writer, as over HTTP/2
 	writeTimeout time.Duration // default 2s
+	limits       server.Limits // default: production's (10s, 2m, 16 KiB)
 
 	maxUsers    int
 	maxUserLen  int
@@ -64,6 +66,15 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	if o.writeTimeout == 0 {
 		o.writeTimeout = 2 * time.Second
+	}
+	if o.limits.ReadHeaderTimeout == 0 {
+		o.limits.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.limits.IdleTimeout == 0 {
+		o.limits.IdleTimeout = 2 * time.Minute
+	}
+	if o.limits.MaxHeaderBytes == 0 {
+		o.limits.MaxHeaderBytes = 16 << 10
 	}
 	store := o.store
 	if store == nil {
@@ -89,7 +100,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	h := server.New(server.Config{
 		Verifier:    verifier,
 		Store:       store,
-		Streams:     sse.NewHandler(hub, store, sse.Options{Heartbeat: o.heartbeat, Metrics: m, Logger: log, WriteTimeout: o.writeTimeout, NoHijack: o.noHijack}),
+		Streams:     sse.NewHandler(hub, store, sse.Options{Heartbeat: o.heartbeat, Metrics: m, Logger: log, WriteTimeout: o.writeTimeout}),
 		Metrics:     m,
 		Gatherer:    reg,
 		Logger:      log,
@@ -102,13 +113,35 @@ func newEnv(t *testing.T, o envOptions) *env {
 		BodyTimeout:        o.bodyTimeout,
 		TrustedProxies:     o.proxies,
 	})
-	srv := httptest.NewServer(h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := server.Listen(ln, h, o.limits, log)
+	served := make(chan error, 1)
+	go func() { served <- l.Serve() }()
 	t.Cleanup(func() {
 		hub.Close()
-		srv.CloseClientConnections()
-		srv.Close()
+		l.Close()
+		if err := <-served; err != http.ErrServerClosed {
+			t.Errorf("Serve: %v", err)
+		}
 	})
-	return &env{t: t, url: srv.URL, store: store, hub: hub, metrics: m, logs: logs, handler: h}
+	return &env{t: t, url: "http://" + l.Addr().String(), store: store, hub: hub, metrics: m, logs: logs, handler: h}
+}
+
+// hostile marks a test whose clients misbehave: when it ends (its own
+// connections closed by their cleanups, which run first), every stream
+// it opened must have been released, noticed_streams_open back where it
+// was when hostile was called.
+func (e *env) hostile() {
+	e.t.Helper()
+	baseline := testutil.ToFloat64(e.metrics.StreamsOpen)
+	e.t.Cleanup(func() {
+		waitFor(e.t, "noticed_streams_open back to its baseline", func() bool {
+			return testutil.ToFloat64(e.metrics.StreamsOpen) == baseline
+		})
+	})
 }
 
 func token(t *testing.T, sub string, scopes ...string) string {
@@ -290,5 +323,3 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-var _ = strings.Contains

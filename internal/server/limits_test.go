@@ -30,6 +30,7 @@ import (
 func TestPublishLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{maxPayload: 512, maxUsers: 3, maxUserLen: 8, maxEventLen: 4})
+	e.hostile()
 	pub := token(t, "producer", "publish")
 	tests := []struct {
 		name, body string
@@ -65,6 +66,7 @@ func TestLongSubIs401(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, envOptions{verifier: v})
+	e.hostile()
 	e.subscribe("12345678")
 	resp, s := e.open("token="+token(t, "123456789"), nil)
 	if s != nil || resp.StatusCode != http.StatusUnauthorized {
@@ -82,6 +84,7 @@ func TestLongSubIs401(t *testing.T) {
 func TestStalledPublishBodyIsCut(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{bodyTimeout: 200 * time.Millisecond})
+	e.hostile()
 	conn := dial(t, e.url)
 	conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // only so a broken server cannot hang the test
 	fmt.Fprintf(conn, "POST /notice HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user\":", token(t, "producer", "publish"))
@@ -107,6 +110,7 @@ func TestUnknownKidIs401(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, envOptions{verifier: v})
+	e.hostile()
 	signed := func(kid string) string {
 		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "kay", "exp": time.Now().Add(time.Hour).Unix()})
 		tok.Header["kid"] = kid
@@ -139,6 +143,7 @@ func TestUnknownKidIs401(t *testing.T) {
 func TestExpiredTokenStreamsComeBackSpreadOut(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
+	e.hostile()
 	tok, err := auth.Sign(secret, "eve", 2*time.Second, nil, "", "")
 	if err != nil {
 		t.Fatal(err)

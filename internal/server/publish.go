@@ -11,8 +11,11 @@ import (
 	"net/url"
 	"os"
 
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/routing"
+	"github.com/noticed/noticed/internal/strictjson"
 )
 
 // publishRequest is a parsed POST /notice body.
@@ -26,10 +29,10 @@ type publishRequest struct {
 // jsonBody is the JSON form; user ids may be strings or integers, since
 // producers often hold them as numbers.
 type jsonBody struct {
-	User  *userID         `json:"user"`
-	Users []userID        `json:"users"`
-	Event *string         `json:"event"`
-	Data  json.RawMessage `json:"data"`
+	User  *userID
+	Users []userID
+	Event *string
+	Data  json.RawMessage
 }
 
 type userID string
@@ -70,15 +73,46 @@ func parsePublish(body []byte, contentType string, lim limits) (publishRequest, 
 	return publishRequest{}, fmt.Errorf("%w: Content-Type must be application/json or application/x-www-form-urlencoded", ErrBadBody)
 }
 
+// parseJSON reads the JSON form through strictjson: member names exactly
+// as the contract spells them ("User" is an unknown field, not user), each
+// at most once, and all text valid UTF-8. encoding/json alone would match
+// names in any case, let the last of two win, and turn invalid UTF-8 into
+// U+FFFD, so that different user ids would collapse into one user who is
+// none of them.
 func parseJSON(body []byte, lim limits) (publishRequest, error) {
 	var b jsonBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		return publishRequest{}, fmt.Errorf("%w: %s", ErrBadBody, jsonProblem(err))
-	}
-	if dec.More() {
-		return publishRequest{}, fmt.Errorf("%w: more than one JSON value", ErrBadBody)
+	err := strictjson.Object(body, func(name string, v jsontext.Value) error {
+		switch name {
+		case "user", "users", "event", "data":
+		default:
+			return fmt.Errorf("unknown field %q", name)
+		}
+		if v.Kind() == 'n' {
+			return nil // null: as if not given
+		}
+		var err error
+		switch name {
+		case "user":
+			b.User = new(userID)
+			err = json.Unmarshal(v, b.User)
+		case "users":
+			if v.Kind() != '[' {
+				return errors.New(`"users" must be an array of user ids`)
+			}
+			err = json.Unmarshal(v, &b.Users)
+		case "event":
+			if v.Kind() != '"' {
+				return errors.New(`"event" must be a string`)
+			}
+			b.Event = new(string)
+			err = json.Unmarshal(v, b.Event)
+		case "data":
+			b.Data = bytes.Clone(v)
+		}
+		return err
+	})
+	if err != nil {
+		return publishRequest{}, fmt.Errorf("%w: %v", ErrBadBody, err)
 	}
 	var req publishRequest
 	switch {
@@ -116,20 +150,6 @@ func dataText(raw json.RawMessage) string {
 		return string(raw) // the decoder already checked it is valid
 	}
 	return buf.String()
-}
-
-func jsonProblem(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
-	case errors.As(err, &typ):
-		return fmt.Sprintf("%q has the wrong type (want %s)", typ.Field, typ.Type)
-	case errors.Is(err, io.EOF):
-		return "empty body"
-	}
-	return err.Error()
 }
 
 func parseForm(body []byte, lim limits) (publishRequest, error) {

@@ -47,6 +47,7 @@ func TestPublishForms(t *testing.T) {
 func TestPublishErrors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{maxPayload: 1024})
+	e.hostile()
 	pub := token(t, "producer", "publish")
 	many := make([]string, 1001)
 	for i := range many {
@@ -91,6 +92,7 @@ func TestPublishErrors(t *testing.T) {
 func TestPublishTooManyUsers(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{maxPayload: 1 << 20})
+	e.hostile()
 	many := make([]string, 1001)
 	for i := range many {
 		many[i] = "user" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + strings.Repeat("z", i/26)
@@ -151,6 +153,7 @@ func TestCORS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		e := newEnv(t, envOptions{cors: tt.origins})
+		e.hostile()
 		req, _ := http.NewRequest(http.MethodGet, e.url+"/notice", nil)
 		req.Header.Set("Origin", tt.origin)
 		resp, err := http.DefaultClient.Do(req)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/noticed/noticed/internal/auth"
+	"github.com/noticed/noticed/internal/browser"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/routing"
@@ -53,8 +54,9 @@ type Config struct {
 }
 
 type server struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	origins *originPolicy
 }
 
 // New returns the router serving every endpoint of the contract.
@@ -80,10 +82,10 @@ func New(cfg Config) http.Handler {
 	if cfg.Gatherer == nil {
 		cfg.Gatherer = prometheus.NewRegistry()
 	}
-	s := &server{cfg: cfg, log: cfg.Logger}
+	s := &server{cfg: cfg, log: cfg.Logger, origins: newOriginPolicy(cfg.CORSOrigins, cfg.TrustedProxies)}
 
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.accessLog)
+	r.Use(s.recoverer, s.accessLog, httpVersion)
 	if len(cfg.CORSOrigins) > 0 {
 		// Credentials (the noticed_token cookie) only for origins named one
 		// by one: with "*" any site could open a victim's stream with the
@@ -94,13 +96,16 @@ func New(cfg Config) http.Handler {
 			AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 			AllowedHeaders:   []string{"Authorization", "Content-Type", "Last-Event-ID", "Cache-Control"},
 			AllowCredentials: !anyOrigin,
-			MaxAge:           600,
+			// noticed.js waits as long as a 503 says before it comes back.
+			ExposedHeaders: []string{"Retry-After"},
+			MaxAge:         600,
 		}))
 	}
-	r.Get("/notice", s.subscribe)
-	r.Post("/notice", s.publish)
+	r.With(s.sameOrigin).Get("/notice", s.subscribe)
+	r.With(s.sameOrigin).Post("/notice", s.publish)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	browser.Mount(r)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	if cfg.Extra != nil {
 		cfg.Extra(r)
@@ -114,9 +119,9 @@ func New(cfg Config) http.Handler {
 	return r
 }
 
-// authenticate checks the request's token and counts refusals by reason.
-func (s *server) authenticate(r *http.Request) (*auth.Claims, error) {
-	claims, err := s.cfg.Verifier.Verify(auth.TokenFromRequest(r))
+// authenticate checks a request's token and counts refusals by reason.
+func (s *server) authenticate(token string) (*auth.Claims, error) {
+	claims, err := s.cfg.Verifier.Verify(token)
 	if err != nil {
 		s.cfg.Metrics.AuthRefused.WithLabelValues(auth.Reason(err)).Inc()
 		return nil, err
@@ -125,7 +130,7 @@ func (s *server) authenticate(r *http.Request) (*auth.Claims, error) {
 }
 
 func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authenticate(r)
+	claims, err := s.authenticate(auth.TokenFromRequest(r))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -150,12 +155,21 @@ func refusal(err error) string {
 		return "shutting_down"
 	case errors.Is(err, sse.ErrBadLastEventID):
 		return "bad_last_event_id"
+	case errors.Is(err, sse.ErrNotHijackable):
+		return "not_hijackable"
 	}
 	return "other"
 }
 
 func (s *server) publish(w http.ResponseWriter, r *http.Request) {
-	claims, err := s.authenticate(r)
+	// Never the cookie: a browser attaches it to a form any site can post.
+	tok := auth.ExplicitToken(r)
+	if _, err := r.Cookie(auth.CookieName); tok == "" && err == nil {
+		s.cfg.Metrics.AuthRefused.WithLabelValues(auth.Reason(auth.ErrNoToken)).Inc()
+		writeError(w, fmt.Errorf("%w: publishing takes its token from the Authorization header or the token parameter, never from the cookie", auth.ErrNoToken))
+		return
+	}
+	claims, err := s.authenticate(tok)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -217,7 +231,17 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %v", routing.ErrUnavailable, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]string{"status": "ready"}
+	// With keys from JWKS URLs: "stale" while a provider is down and its
+	// last good set is in use; expired keys make the instance not ready.
+	if h := s.cfg.Verifier.KeysHealth(); h.Remote {
+		if h.Err != nil {
+			writeError(w, fmt.Errorf("%w: %v", routing.ErrUnavailable, h.Err))
+			return
+		}
+		body["keys"] = map[bool]string{true: "fresh", false: "stale"}[h.Fresh]
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // recoverer turns a panic into a 500 and a log line instead of a dropped
@@ -233,6 +257,22 @@ func (s *server) recoverer(next http.Handler) http.Handler {
 				writeError(w, fmt.Errorf("panic: %v", v))
 			}
 		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// httpVersion refuses, on a plain connection, a request line whose
+// version is neither HTTP/1.0 nor HTTP/1.1. net/http answers HTTP/2.0 and
+// the like itself (in plain text) but serves HTTP/1.2 as 1.1; the front
+// door parses every version. Refused here, a stream request with any
+// other version never reaches the stream handler, whatever path read it.
+func httpVersion(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil && (r.ProtoMajor != 1 || r.ProtoMinor > 1) {
+			w.Header().Set("Connection", "close")
+			writeError(w, fmt.Errorf("%w (got %s)", ErrHTTPVersion, r.Proto))
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }

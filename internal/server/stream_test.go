@@ -68,6 +68,7 @@ func TestEachStreamOfAUserGetsEveryEventNoOneElseDoes(t *testing.T) {
 func TestPayloadCannotForgeFieldsOrEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
+	e.hostile()
 	s := e.subscribe("alice")
 	forged := "x\n\nid: 999-0\nevent: admin\ndata: pwned\r\rretry: 1\r\n"
 	id := e.mustPublish("alice", "", forged)
@@ -153,14 +154,17 @@ func TestReplayThenLiveHasNoGapNoDuplicate(t *testing.T) {
 	s.none(t)
 }
 
+// The error names what was malformed, the header or the parameter, as
+// plain JSON (its "<ms>-<seq>" used to read "\u003cms\u003e-\u003cseq\u003e").
 func TestMalformedLastEventIDIs400(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
-	for _, tt := range []struct{ query, header string }{
-		{"lastEventId=abc", ""},
-		{"lastEventId=1-2-3", ""},
-		{"", "12x"},
-		{"lastEventId=1-0", "-5"},
+	e.hostile()
+	for _, tt := range []struct{ query, header, want string }{
+		{"lastEventId=abc", "", "the lastEventId query parameter must be <ms>-<seq>"},
+		{"lastEventId=1-2-3", "", "the lastEventId query parameter must be <ms>-<seq>"},
+		{"", "12x", "the Last-Event-ID header must be <ms>-<seq>"},
+		{"lastEventId=1-0", "-5", "the Last-Event-ID header must be <ms>-<seq>"},
 	} {
 		q := "token=" + token(t, "erin") + "&" + tt.query
 		hdr := http.Header{}
@@ -172,7 +176,10 @@ func TestMalformedLastEventIDIs400(t *testing.T) {
 			t.Errorf("%+v: status %d, want 400", tt, resp.StatusCode)
 			continue
 		}
-		assertJSONError(t, resp)
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.HasPrefix(string(body), `{"error":"`) || !strings.Contains(string(body), tt.want) {
+			t.Errorf("%+v: body %s, want a JSON error saying %q", tt, body, tt.want)
+		}
 	}
 }
 
@@ -205,6 +212,7 @@ func TestGapWhenHistoryWasTrimmed(t *testing.T) {
 func TestStreamAuthRefusals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
+	e.hostile()
 	expired, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "a", "exp": time.Now().Add(-time.Minute).Unix()}).SignedString(secret)
 	wrongKey, _ := auth.Sign([]byte("another-secret-another-secret-xx"), "a", time.Hour, nil, "", "")
 	none := "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhIn0."
@@ -228,6 +236,7 @@ func TestStreamAuthRefusals(t *testing.T) {
 func TestStreamLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{perUser: 2, maxConns: 3})
+	e.hostile()
 	e.subscribe("jo")
 	e.subscribe("jo")
 	resp, s := e.open("token="+token(t, "jo"), nil)
@@ -308,6 +317,7 @@ func TestStreamOutlivesItsWriteDeadlines(t *testing.T) {
 		t.Run(fmt.Sprintf("heartbeat=%v", heartbeat), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, envOptions{heartbeat: heartbeat, writeTimeout: writeTimeout})
+			e.hostile()
 			s := e.subscribe("wes")
 			for i := range 4 {
 				id := e.mustPublish("wes", "", fmt.Sprint("event ", i))
@@ -336,6 +346,7 @@ func TestLargeEventsToAClientThatReadsLate(t *testing.T) {
 	// A write that waits past -write-timeout would close the stream: not
 	// what is tested here.
 	e := newEnv(t, envOptions{maxPayload: 256 << 10, writeTimeout: time.Minute})
+	e.hostile()
 	u, _ := url.Parse(e.url)
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error

@@ -1,4 +1,4 @@
-// This file holds the batch, one writev of the pump and the live loop: small
+// This file holds the batch, one writev of the pump or the hub's goroutine: small
 // frames are copied together, large ones referenced where the hub keeps
 // them, so that a stream that stops reading holds no copy of its queue.
 // Batches are pooled, since a write is made for every wake.
@@ -15,7 +15,7 @@ import (
 // stream that stops reading holds references to its queue, not a copy.
 const copyBelow = 1 << 10
 
-// batch is one write of the pump: runs of small frames copied together,
+// batch is one write of a stream: runs of small frames copied together,
 // large frames referenced, all sent with one writev.
 type batch struct {
 	small []byte

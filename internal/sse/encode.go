@@ -3,48 +3,30 @@
 package sse
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 
 	"github.com/noticed/noticed/internal/notice"
 )
 
-// ErrBadField is returned for an id or event type that would break the
-// framing: a CR, LF or NUL in it could end the field early and forge another.
-var ErrBadField = errors.New("sse: id or event type holds CR, LF or NUL")
-
-// Field is an event's id or type, checked at construction so that no
-// event with a forged field can be built.
-type Field struct{ s string }
-
-// NewField checks s for CR, LF and NUL.
-func NewField(s string) (Field, error) {
-	if strings.ContainsAny(s, "\r\n\x00") {
-		return Field{}, ErrBadField
-	}
-	return Field{s}, nil
-}
-
-// String gives the field's text.
-func (f Field) String() string { return f.s }
-
-// AppendEvent appends one event to dst: "id:" when id is non-empty,
-// "event:" when typ is neither empty nor "message", then one "data:" line
-// per line of data (split on CRLF, LF and CR, so the payload cannot start a
-// field or an event of its own), then the blank line that dispatches it.
-func AppendEvent(dst []byte, id, typ Field, data string) []byte {
-	if id.s != "" {
-		dst = append(dst, "id: "...)
-		dst = append(dst, id.s...)
-		dst = append(dst, '\n')
-	}
-	if typ.s != "" && typ.s != "message" {
+// AppendEntry appends a stream entry as an event: "id:" the entry id,
+// "event:" when its type is neither empty nor "message", then one "data:"
+// line per line of its data (split on CRLF, LF and CR, so the payload
+// cannot start a field or an event of its own), then the blank line that
+// dispatches it. An event type holding CR, LF or NUL, which would end its
+// field early and forge another (only producers writing to Redis directly
+// can store one), is left out: the entry still arrives, as a plain
+// message, rather than being lost.
+func AppendEntry(dst []byte, e notice.Entry) []byte {
+	dst = append(dst, "id: "...)
+	dst = e.ID.AppendTo(dst)
+	dst = append(dst, '\n')
+	if e.Event != "" && e.Event != "message" && !strings.ContainsAny(e.Event, "\r\n\x00") {
 		dst = append(dst, "event: "...)
-		dst = append(dst, typ.s...)
+		dst = append(dst, e.Event...)
 		dst = append(dst, '\n')
 	}
-	dst = appendData(dst, data)
+	dst = appendData(dst, e.Data)
 	return append(dst, '\n')
 }
 
@@ -66,23 +48,6 @@ func appendData(dst []byte, data string) []byte {
 		}
 		data = data[i+1:]
 	}
-}
-
-// AppendEntry appends a stream entry as an event whose id is the entry id.
-// An event type that cannot be framed (only producers writing to Redis
-// directly can store one) is left out, so the entry still arrives, as a
-// plain message, rather than being lost.
-func AppendEntry(dst []byte, e notice.Entry) []byte {
-	dst = append(dst, "id: "...)
-	dst = e.ID.AppendTo(dst)
-	dst = append(dst, '\n')
-	if typ, err := NewField(e.Event); err == nil && typ.s != "" && typ.s != "message" {
-		dst = append(dst, "event: "...)
-		dst = append(dst, typ.s...)
-		dst = append(dst, '\n')
-	}
-	dst = appendData(dst, e.Data)
-	return append(dst, '\n')
 }
 
 // AppendRetry appends a "retry:" field telling the browser how long to wait

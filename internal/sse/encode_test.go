@@ -9,63 +9,30 @@ import (
 	"github.com/noticed/noticed/internal/notice"
 )
 
-func mustField(t testing.TB, s string) Field {
-	t.Helper()
-	f, err := NewField(s)
-	if err != nil {
-		t.Fatalf("NewField(%q): %v", s, err)
-	}
-	return f
-}
-
-func TestAppendEvent(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name, id, typ, data, want string
-	}{
-		{"plain", "1-0", "", "hi", "id: 1-0\ndata: hi\n\n"},
-		{"typed", "1-0", "order.shipped", "{}", "id: 1-0\nevent: order.shipped\ndata: {}\n\n"},
-		{"message type is implied", "1-0", "message", "x", "id: 1-0\ndata: x\n\n"},
-		{"empty data still dispatches", "1-0", "", "", "id: 1-0\ndata: \n\n"},
-		{"lines split on LF", "", "", "a\nb", "data: a\ndata: b\n\n"},
-		{"lines split on CRLF", "", "", "a\r\nb", "data: a\ndata: b\n\n"},
-		{"lines split on CR", "", "", "a\rb", "data: a\ndata: b\n\n"},
-		{"trailing newline kept", "", "", "a\n", "data: a\ndata: \n\n"},
-		{"leading space kept", "", "", " a", "data:  a\n\n"},
-		{"forged fields stay data", "1-0", "", "x\n\nid: 9-9\nevent: evil\ndata: y", "id: 1-0\ndata: x\ndata: \ndata: id: 9-9\ndata: event: evil\ndata: data: y\n\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := string(AppendEvent(nil, mustField(t, tt.id), mustField(t, tt.typ), tt.data))
-			if got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestNewFieldRefusesLineBreaks(t *testing.T) {
-	t.Parallel()
-	for _, s := range []string{"a\nb", "a\rb", "a\x00b", "\n"} {
-		if _, err := NewField(s); err == nil {
-			t.Errorf("NewField(%q) built a field", s)
-		}
-	}
-}
-
 func TestAppendEntry(t *testing.T) {
 	t.Parallel()
+	id := notice.ID{Ms: 1, Seq: 0}
 	tests := []struct {
-		name string
-		e    notice.Entry
-		want string
+		name, typ, data, want string
 	}{
-		{"typed", notice.Entry{ID: notice.ID{Ms: 5, Seq: 1}, Event: "a", Data: "d"}, "id: 5-1\nevent: a\ndata: d\n\n"},
-		{"event that would forge is dropped", notice.Entry{ID: notice.ID{Ms: 5}, Event: "a\ndata: x", Data: "d"}, "id: 5-0\ndata: d\n\n"},
+		{"plain", "", "hi", "id: 1-0\ndata: hi\n\n"},
+		{"typed", "order.shipped", "{}", "id: 1-0\nevent: order.shipped\ndata: {}\n\n"},
+		{"message type is implied", "message", "x", "id: 1-0\ndata: x\n\n"},
+		{"empty data still dispatches", "", "", "id: 1-0\ndata: \n\n"},
+		{"lines split on LF", "", "a\nb", "id: 1-0\ndata: a\ndata: b\n\n"},
+		{"lines split on CRLF", "", "a\r\nb", "id: 1-0\ndata: a\ndata: b\n\n"},
+		{"lines split on CR", "", "a\rb", "id: 1-0\ndata: a\ndata: b\n\n"},
+		{"trailing newline kept", "", "a\n", "id: 1-0\ndata: a\ndata: \n\n"},
+		{"leading space kept", "", " a", "id: 1-0\ndata:  a\n\n"},
+		{"forged fields stay data", "", "x\n\nid: 9-9\nevent: evil\ndata: y", "id: 1-0\ndata: x\ndata: \ndata: id: 9-9\ndata: event: evil\ndata: data: y\n\n"},
+		{"a type that would forge is left out", "a\ndata: x", "d", "id: 1-0\ndata: d\n\n"},
+		{"a type with CR is left out", "a\rb", "d", "id: 1-0\ndata: d\n\n"},
+		{"a type with NUL is left out", "a\x00b", "d", "id: 1-0\ndata: d\n\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(AppendEntry(nil, tt.e)); got != tt.want {
+			got := string(AppendEntry(nil, notice.Entry{ID: id, Event: tt.typ, Data: tt.data}))
+			if got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -96,34 +63,28 @@ func TestRetryPingGap(t *testing.T) {
 	}
 }
 
-// FuzzAppendEvent checks that whatever the payload, a browser reads back
-// exactly one event with the id and type given and the payload's lines.
-func FuzzAppendEvent(f *testing.F) {
-	f.Add("1-0", "order", "hello")
-	f.Add("2-5", "", "a\r\nb\rc\n")
-	f.Add("3-0", "message", "\n\nid: 9\nevent: x\ndata: y\n\n")
-	f.Add("", "x", ": comment\nretry: 1")
-	f.Fuzz(func(t *testing.T, id, typ, data string) {
-		idf, err1 := NewField(id)
-		typf, err2 := NewField(typ)
-		if err1 != nil || err2 != nil {
-			if !strings.ContainsAny(id+typ, "\r\n\x00") {
-				t.Fatalf("clean field refused: %q %q", id, typ)
-			}
-			return
-		}
-		r := NewReader(bytes.NewReader(AppendEvent(nil, idf, typf, data)))
+// FuzzAppendEntry checks that whatever an entry holds, a browser reads
+// back exactly one event with its id, its type (or "message" when the type
+// is empty or cannot be framed) and its data's lines.
+func FuzzAppendEntry(f *testing.F) {
+	f.Add(uint64(1), uint64(0), "order", "hello")
+	f.Add(uint64(2), uint64(5), "", "a\r\nb\rc\n")
+	f.Add(uint64(3), uint64(0), "message", "\n\nid: 9\nevent: x\ndata: y\n\n")
+	f.Add(uint64(1<<63), uint64(1<<64-1), "x\ndata: forged", ": comment\nretry: 1")
+	f.Fuzz(func(t *testing.T, ms, seq uint64, typ, data string) {
+		id := notice.ID{Ms: ms, Seq: seq}
+		r := NewReader(bytes.NewReader(AppendEntry(nil, notice.Entry{ID: id, Event: typ, Data: data})))
 		ev, err := r.Next()
 		if err != nil {
 			t.Fatalf("no event: %v", err)
 		}
 		wantType := typ
-		if wantType == "" {
+		if wantType == "" || strings.ContainsAny(typ, "\r\n\x00") {
 			wantType = "message"
 		}
 		wantData := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(data)
-		if ev.Type != wantType || ev.Data != wantData || (id != "" && ev.ID != id) {
-			t.Fatalf("got %+v, want id %q type %q data %q", ev, id, wantType, wantData)
+		if ev.ID != id.String() || !ev.HasID || ev.Type != wantType || ev.Data != wantData {
+			t.Fatalf("got %+v, want id %s type %q data %q", ev, id, wantType, wantData)
 		}
 		if _, err := r.Next(); err != io.EOF {
 			t.Fatalf("a second event was forged: %v", err)

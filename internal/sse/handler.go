@@ -1,10 +1,9 @@
 // This file holds the request side: the Handler and its Options, and Serve,
-// which reads the replay position, subscribes to the hub, sends the headers
-// (taking the connection over when it can, see open) and hands the stream
-// to replay (replay.go), then either to the request goroutine's loop
-// (writer.go) or to the taken-over stream's pump (pump.go). It is kept apart
-// from the writing so that what a request may get back (an error, a
-// come-back-soon answer, a stream) can be read in one place.
+// which reads the replay position, subscribes to the hub, takes the
+// connection over and sends the headers (open), and hands the stream to
+// replay (replay.go), then to the pump (pump.go). It is kept apart from the
+// writing so that what a request may get back (an error, a come-back-soon
+// answer, a stream) can be read in one place.
 
 package sse
 
@@ -12,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -28,24 +28,30 @@ import (
 type Options struct {
 	Heartbeat    time.Duration // comment line on idle streams; default 15s
 	WriteTimeout time.Duration // deadline on each write; default 10s
-	// Retry is the reconnection delay a stream starts with; up to half of
-	// it again is added at random so that the streams of a lost instance
-	// do not all come back in the same millisecond. Default 2s.
-	Retry time.Duration
-	// StartWait is how long a new stream waits for the backend before its
-	// headers are sent anyway (a browser gives up on anything but 200).
-	// Default 2s.
-	StartWait   time.Duration
-	ReplayBatch int // entries per replay read; default 500
-	Metrics     *metrics.Metrics
-	Logger      *slog.Logger
-	// NoHijack keeps every stream on net/http's response writer (for
-	// comparison; it costs about three times the memory per stream).
-	NoHijack bool
+	Metrics      *metrics.Metrics
+	Logger       *slog.Logger
 }
 
+const (
+	// retryBase is the reconnection delay a stream starts with; up to
+	// half of it again is added at random so that the streams of a lost
+	// instance do not all come back in the same millisecond.
+	retryBase = 2 * time.Second
+	// startWait is how long a new stream waits for the backend before its
+	// headers are sent anyway (a browser gives up on anything but 200).
+	startWait = 2 * time.Second
+	// replayBatch is how many entries one replay read takes.
+	replayBatch = 500
+)
+
 // Request errors, returned before anything is written.
-var ErrBadLastEventID = errors.New("malformed Last-Event-ID: want <ms>-<seq>")
+var (
+	ErrBadLastEventID = errors.New("malformed last event id")
+	// ErrNotHijackable is a server that cannot hand the connection over
+	// (HTTP/2, a response writer that hides Hijack): a stream needs its
+	// connection, TLS and HTTP/2 ending at a proxy in front.
+	ErrNotHijackable = errors.New("event streams need a connection the server can hand over (plain HTTP/1.x)")
+)
 
 // Handler serves users' event streams from a hub and the store behind it.
 type Handler struct {
@@ -70,15 +76,6 @@ func NewHandler(hub *routing.Hub, store routing.Store, opts Options) *Handler {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
 	}
-	if opts.Retry <= 0 {
-		opts.Retry = 2 * time.Second
-	}
-	if opts.StartWait <= 0 {
-		opts.StartWait = 2 * time.Second
-	}
-	if opts.ReplayBatch <= 0 {
-		opts.ReplayBatch = 500
-	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.Discard()
 	}
@@ -93,16 +90,16 @@ func NewHandler(hub *routing.Hub, store routing.Store, opts Options) *Handler {
 // a reconnecting EventSource) beats the lastEventId query parameter (set by
 // a page that kept the id). ok is false when neither is given.
 func LastEventID(r *http.Request) (id notice.ID, ok bool, err error) {
-	text := r.Header.Get("Last-Event-ID")
+	text, source := r.Header.Get("Last-Event-ID"), "the Last-Event-ID header"
 	if text == "" {
-		text = r.URL.Query().Get("lastEventId")
+		text, source = r.URL.Query().Get("lastEventId"), "the lastEventId query parameter"
 	}
 	if text == "" {
 		return notice.Zero, false, nil
 	}
 	id, err = notice.ParseID(text)
 	if err != nil {
-		return notice.Zero, false, ErrBadLastEventID
+		return notice.Zero, false, fmt.Errorf("%w: %s must be <ms>-<seq> or <ms>", ErrBadLastEventID, source)
 	}
 	return id, true, nil
 }
@@ -112,12 +109,10 @@ func LastEventID(r *http.Request) (id notice.ID, ok bool, err error) {
 // It returns an error only when it has written nothing, for the caller to
 // answer with a status.
 //
-// Over HTTP/1.x the connection is taken over (hijacked) when the headers
-// are sent, and Serve returns once the replay is done: a live stream then
-// costs a goroutine waiting for the client to leave and no more, and a
-// short-lived one writes whenever there is something to send (see pump).
-// Over HTTP/2, or where the writer cannot be hijacked, Serve runs the
-// stream to its end on the request goroutine.
+// The connection is taken over (hijacked) when the headers are sent, and
+// Serve returns once the replay is done: a live stream then costs a
+// goroutine waiting for the client to leave and no more, and a pump
+// goroutine runs only while there is something to write (see pump.go).
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, expires time.Time) error {
 	from, replay, err := LastEventID(r)
 	if err != nil {
@@ -138,7 +133,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 	// Wait briefly for the hub to follow the user, so that the headers mean
 	// "every entry from now on will arrive"; past that, send them anyway
 	// and keep the stream waiting for the backend with heartbeats.
-	waitCtx, cancel := context.WithTimeout(r.Context(), h.opts.StartWait)
+	waitCtx, cancel := context.WithTimeout(r.Context(), startWait)
 	start, startErr := conn.Start(waitCtx)
 	cancel()
 	if errors.Is(startErr, routing.ErrClosed) {
@@ -146,22 +141,23 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, exp
 		h.comeBackSoon(w)
 		return nil
 	}
+	if r.Context().Err() != nil {
+		s.finish()
+		return nil
+	}
+	taken, err := s.hijack(w)
+	if err != nil {
+		s.finish()
+		h.log.Error("stream refused: the server cannot hand its connection over", "proto", r.Proto, "err", err)
+		return err
+	}
 	// When the backend has answered, the head goes out with what follows
 	// it in one write; otherwise at once, so that onopen fires.
-	if r.Context().Err() != nil || !s.open(w, r, startErr != nil) {
+	if !taken || !s.open(w.Header(), startErr != nil) || !s.begin(start, startErr, from, replay) {
 		s.finish()
 		return nil
 	}
-	if !s.begin(start, startErr, from, replay) {
-		s.finish()
-		return nil
-	}
-	if s.nc != nil {
-		s.arm()
-		return nil
-	}
-	s.live()
-	s.finish()
+	s.arm()
 	return nil
 }
 
@@ -177,36 +173,39 @@ func (h *Handler) comeBackSoon(w http.ResponseWriter) {
 	_, _ = w.Write(AppendRetry(nil, jitter(100*time.Millisecond, 1900*time.Millisecond).Milliseconds()))
 }
 
-// open sends the response headers and the first retry field, taking the
-// connection over when it can; false when the client is gone.
-func (s *stream) open(w http.ResponseWriter, r *http.Request, flushNow bool) bool {
-	hdr := w.Header()
-	setStreamHeaders(hdr)
-	retry := jitter(s.h.opts.Retry, s.h.opts.Retry/2).Milliseconds()
-	if r.ProtoMajor == 1 && !s.h.opts.NoHijack {
-		if nc, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			// Bytes the client sent past its request are of no use to a
-			// stream; what net/http buffered of them is dropped with it.
-			_ = nc.SetDeadline(time.Time{})
-			s.nc = nc
-			if sc, ok := nc.(syscall.Conn); ok {
-				s.raw, _ = sc.SyscallConn()
-			}
-			s.ctx, s.cancel = context.WithCancel(context.Background())
-			s.h.track(s)
-			go s.watch()
-			hdr.Set("Connection", "close") // the body ends when the connection does
-			s.buf = appendHead(s.buf, hdr)
-			s.buf = AppendRetry(s.buf, retry)
-			return !flushNow || s.flush()
-		}
+// hijack takes the connection over from the server; nothing has been
+// written when it fails. false, with no error, when the client sent
+// something right behind its request: input, as watch sees it once the
+// stream is open, so the connection is closed and counted.
+func (s *stream) hijack(w http.ResponseWriter) (bool, error) {
+	nc, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrNotHijackable, err)
 	}
-	hdr.Set("Connection", "keep-alive")
-	s.w = w
-	s.rc = http.NewResponseController(w)
-	w.WriteHeader(http.StatusOK)
-	s.buf = AppendRetry(s.buf, retry)
-	return s.flush()
+	if rw != nil && rw.Reader.Buffered() > 0 {
+		s.h.m.StreamsRefused.WithLabelValues(clientInput).Inc()
+		_ = nc.Close()
+		return false, nil
+	}
+	_ = nc.SetDeadline(time.Time{})
+	s.nc = nc
+	if sc, ok := nc.(syscall.Conn); ok {
+		s.raw, _ = sc.SyscallConn()
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.h.track(s)
+	go s.watch()
+	return true, nil
+}
+
+// open puts the response head and the first retry field in the buffer,
+// and writes them at once when flushNow; false when the client is gone.
+func (s *stream) open(hdr http.Header, flushNow bool) bool {
+	setStreamHeaders(hdr)
+	hdr.Set("Connection", "close") // the body ends when the connection does
+	s.buf = appendHead(s.buf, hdr)
+	s.buf = AppendRetry(s.buf, jitter(retryBase, retryBase/2).Milliseconds())
+	return !flushNow || s.flush()
 }
 
 // setStreamHeaders sets the headers every event stream is sent with.

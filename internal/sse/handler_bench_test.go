@@ -21,11 +21,11 @@ import (
 
 // benchServer serves streams for the user named in the path, without
 // auth: these benchmarks measure the stream path only.
-func benchServer(b *testing.B, noHijack bool, queueLen int) (*httptest.Server, routing.Store, *routing.Hub) {
+func benchServer(b *testing.B, queueLen int) (*httptest.Server, routing.Store, *routing.Hub) {
 	store := memstore.New(memstore.Options{MaxLen: 100000})
 	hub := routing.New(store, sse.AppendEntry, routing.Options{QueueLen: queueLen})
 	go hub.Run()
-	h := sse.NewHandler(hub, store, sse.Options{Heartbeat: time.Hour, NoHijack: noHijack})
+	h := sse.NewHandler(hub, store, sse.Options{Heartbeat: time.Hour})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h.Serve(w, r, strings.TrimPrefix(r.URL.Path, "/"), time.Time{}); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -66,19 +66,14 @@ func dial(b *testing.B, addr, user string) (net.Conn, *bufio.Reader) {
 // entry; allocs/delivery divides by the streams each entry reaches.
 func BenchmarkDelivery(b *testing.B) {
 	for _, tc := range []struct{ users, perUser int }{{1, 100}, {100, 1}} {
-		for _, path := range []struct {
-			name     string
-			noHijack bool
-		}{{"hijacked", false}, {"writer", true}} {
-			b.Run(fmt.Sprintf("%s/users=%d/streams=%d", path.name, tc.users, tc.perUser), func(b *testing.B) {
-				benchDelivery(b, tc.users, tc.perUser, path.noHijack)
-			})
-		}
+		b.Run(fmt.Sprintf("hijacked/users=%d/streams=%d", tc.users, tc.perUser), func(b *testing.B) {
+			benchDelivery(b, tc.users, tc.perUser)
+		})
 	}
 }
 
-func benchDelivery(b *testing.B, users, perUser int, noHijack bool) {
-	srv, store, _ := benchServer(b, noHijack, 4096)
+func benchDelivery(b *testing.B, users, perUser int) {
+	srv, store, _ := benchServer(b, 4096)
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	var received, closed atomic.Int64
 	var wg sync.WaitGroup
@@ -150,36 +145,31 @@ func mustBeOpen(b *testing.B, closed *atomic.Int64) {
 // costs (heap and goroutine stacks after a GC, client side excluded): the
 // figure behind "≤ 10 KB per stream".
 func BenchmarkIdleStream(b *testing.B) {
-	for _, path := range []struct {
-		name     string
-		noHijack bool
-	}{{"hijacked", false}, {"writer", true}} {
-		b.Run(path.name, func(b *testing.B) {
-			const n = 2000
-			srv, _, hub := benchServer(b, path.noHijack, 0) // default queue
-			addr := strings.TrimPrefix(srv.URL, "http://")
-			b.ReportAllocs()
-			for range b.N {
-				before := serverMemory()
-				goBefore := runtime.NumGoroutine()
-				conns := make([]net.Conn, n)
-				for i := range conns {
-					conns[i], _ = dial(b, addr, fmt.Sprintf("idle%d", i))
-				}
-				// The client side holds n connections; take them out so the
-				// figure is the server's.
-				after := serverMemory() - socketCost(b, n)/2
-				b.ReportMetric(float64(after-before)/n, "B/stream")
-				b.ReportMetric(float64(runtime.NumGoroutine()-goBefore)/n, "goroutines/stream")
-				for _, c := range conns {
-					c.Close()
-				}
-				for hub.Followed() > 0 {
-					runtime.Gosched()
-				}
+	b.Run("hijacked", func(b *testing.B) {
+		const n = 2000
+		srv, _, hub := benchServer(b, 0) // default queue
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		b.ReportAllocs()
+		for range b.N {
+			before := serverMemory()
+			goBefore := runtime.NumGoroutine()
+			conns := make([]net.Conn, n)
+			for i := range conns {
+				conns[i], _ = dial(b, addr, fmt.Sprintf("idle%d", i))
 			}
-		})
-	}
+			// The client side holds n connections; take them out so the
+			// figure is the server's.
+			after := serverMemory() - socketCost(b, n)/2
+			b.ReportMetric(float64(after-before)/n, "B/stream")
+			b.ReportMetric(float64(runtime.NumGoroutine()-goBefore)/n, "goroutines/stream")
+			for _, c := range conns {
+				c.Close()
+			}
+			for hub.Followed() > 0 {
+				runtime.Gosched()
+			}
+		}
+	})
 }
 
 func serverMemory() int64 {

@@ -1,8 +1,9 @@
 // This file holds the heartbeat decision: when a stream writes ": ping".
-// A stream that wrote since the last tick needs none (and a taken-over one
-// is not even woken for it), a taken-over stream's first tick comes at a
-// random moment within one interval, and a ping does not count as a write.
-// Both paths ask here, so that the rule is read and changed in one place.
+// A stream that wrote since the last tick needs none (and an armed one is
+// not even woken for it), an armed stream's first tick comes at a random
+// moment within one interval, and a ping does not count as a write. The
+// request goroutine (idle.go) and the pump both ask here, so that the rule
+// is read and changed in one place.
 
 package sse
 
@@ -30,16 +31,16 @@ func (b *heartbeat) due() bool { return !b.wrote.Swap(false) }
 // spares the next tick its own.
 func (b *heartbeat) pinged() { b.wrote.Store(false) }
 
-// first is the delay to a taken-over stream's first tick: a random moment
+// first is the delay to an armed stream's first tick: a random moment
 // within one interval, so that streams opened together (a deploy, a
-// reconnect storm) do not tick together for ever after; ten thousand
-// heartbeats in the same second showed in every event's latency that
-// second. No stream goes longer than the interval without a write.
+// reconnect storm) do not tick together for ever after, delaying every
+// event written in that instant. No stream goes longer than the interval
+// without a write.
 func (b *heartbeat) first() time.Duration {
 	return jitter(b.every/10, b.every*9/10)
 }
 
-// heartbeat is the request goroutine's tick (writer.go's loops): a ping
+// heartbeat is the request goroutine's tick (idle.go): a ping
 // when due; false when the client is gone.
 func (s *stream) heartbeat() bool {
 	if !s.beat.due() {
@@ -51,7 +52,7 @@ func (s *stream) heartbeat() bool {
 	return ok
 }
 
-// startBeat arms a taken-over stream's heartbeat timer.
+// startBeat starts an armed stream's heartbeat timer.
 func (s *stream) startBeat() {
 	s.hb = time.AfterFunc(time.Hour, s.tick)
 	s.hb.Reset(s.beat.first())

@@ -16,17 +16,21 @@ import (
 )
 
 // watch waits for the client of a hijacked stream to leave. It is the one
-// goroutine a live stream keeps.
+// goroutine a live stream keeps. A client says nothing after its request
+// on an event stream; one that does is closed at its first byte, counted,
+// rather than read for as long as it cares to send.
 func (s *stream) watch() {
-	var b [16]byte
-	for {
-		if _, err := s.nc.Read(b[:]); err != nil {
-			break
-		}
+	var b [1]byte
+	if n, _ := s.nc.Read(b[:]); n > 0 {
+		s.h.m.StreamsRefused.WithLabelValues(clientInput).Inc()
 	}
 	s.cancel()
 	s.wake(wakeGone)
 }
+
+// clientInput is the refusal reason of a stream closed for its client's
+// input after the request.
+const clientInput = "client_input"
 
 // arm hands a hijacked stream over from its request goroutine to timers
 // and the hub: from now on a pump goroutine runs only while there is
@@ -166,7 +170,7 @@ func (s *stream) wake(reason uint8) {
 	s.pend |= reason
 	if s.running {
 		s.mu.Unlock()
-		if reason&wakeGone != 0 && s.nc != nil {
+		if reason&wakeGone != 0 {
 			_ = s.nc.Close()
 		}
 		return

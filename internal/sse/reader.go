@@ -18,7 +18,7 @@ type Event struct {
 }
 
 // Reader parses an event stream the way the HTML standard tells browsers
-// to. noticed's own tests and load tool read streams with it, so they see
+// to. noticed's tests read streams with it, so that they see
 // exactly what an EventSource would.
 type Reader struct {
 	r      *bufio.Reader

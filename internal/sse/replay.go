@@ -1,9 +1,9 @@
 // This file holds how a stream starts: begin waits for the backend when it
 // was late and decides where the stream starts, and replay sends what the
 // client missed from the store, in batches, retrying while the store does
-// not answer. It runs on the request goroutine on both paths, before a
-// stream goes live, and is the one place the register-replay-live order
-// (no gap, no duplicate at the switch) is kept.
+// not answer. It runs on the request goroutine, before the stream is
+// armed, and is the one place the register-replay-live order (no gap, no
+// duplicate at the switch) is kept.
 
 package sse
 
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/retry"
 	"github.com/noticed/noticed/internal/routing"
 )
 
@@ -73,11 +74,11 @@ const skewMargin = 2 * time.Second
 // replayFrom is replay, with the gap check optional.
 func (s *stream) replayFrom(from, upTo notice.ID, checkGap bool) bool {
 	after, first := from, true
-	backoff := 50 * time.Millisecond
+	backoff := retry.New(50*time.Millisecond, 2*time.Second)
 	for first || after.Less(upTo) {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		batches, err := s.h.store.Read(ctx, []routing.Cursor{{
-			User: s.conn.User(), After: after, Count: s.h.opts.ReplayBatch, CheckGap: first && checkGap,
+			User: s.conn.User(), After: after, Count: replayBatch, CheckGap: first && checkGap,
 		}})
 		cancel()
 		if err != nil {
@@ -86,10 +87,9 @@ func (s *stream) replayFrom(from, upTo notice.ID, checkGap bool) bool {
 			}
 			s.h.m.BackendErrors.WithLabelValues("replay").Inc()
 			s.h.log.Warn("replay read failed; retrying", "err", err)
-			if !s.idle(nil, time.After(backoff)) {
+			if !s.idle(nil, time.After(backoff.Next())) {
 				return false
 			}
-			backoff = min(backoff*2, 2*time.Second)
 			continue
 		}
 		b := batches[0]
@@ -123,7 +123,7 @@ func (s *stream) replayFrom(from, upTo notice.ID, checkGap bool) bool {
 		if s.lastSent.Less(after) {
 			s.lastSent = after
 		}
-		if len(b.Entries) < s.h.opts.ReplayBatch {
+		if len(b.Entries) < replayBatch {
 			break
 		}
 	}

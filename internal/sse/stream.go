@@ -1,8 +1,8 @@
-// This file holds the stream, one response being written, and what both
-// of its paths share: the writes under a deadline (flush, flushBatch, write),
-// how a frame becomes bytes without a duplicate (addTo), the retry that
-// ends a stream (end) and its release (finish). The paths themselves live
-// in writer.go (net/http's writer) and pump.go (a taken-over connection).
+// This file holds the stream, one response being written on a connection
+// taken over from the server, and what its request goroutine and its pump
+// share: the writes under a deadline (flush, flushBatch, write), how a
+// frame becomes bytes without a duplicate (addTo), the retry that ends a
+// stream (end) and its release (finish).
 
 package sse
 
@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
 	"sync"
 	"syscall"
 	"time"
@@ -20,7 +19,8 @@ import (
 )
 
 // stream is one response being written. Until it is armed, only its
-// request goroutine touches it; after, only its pump does.
+// request goroutine writes it; after, only whoever set running does (its
+// pump, or the hub's goroutine in writeNow).
 type stream struct {
 	h        *Handler
 	conn     *routing.Conn
@@ -30,16 +30,12 @@ type stream struct {
 	beat     heartbeat
 	expires  time.Time
 
-	// Used while the request goroutine serves the stream.
+	// Used while the request goroutine serves the stream (idle.go).
 	ticker      *time.Ticker
 	expiryTimer *time.Timer
 	expiry      <-chan time.Time
 
-	// Stock path: the response writer.
-	w  http.ResponseWriter
-	rc *http.ResponseController
-
-	// Hijacked path: the connection, and what wakes the pump.
+	// The connection, and what wakes the pump.
 	nc     net.Conn
 	raw    syscall.RawConn // nc's, for writes that must not block; nil if it has none
 	held   *batch          // what a write on the hub's goroutine left for the pump
@@ -85,28 +81,13 @@ func (s *stream) flushBatch(b *batch) bool {
 	return s.written(s.write(v))
 }
 
-// write sends v under a deadline that covers this write only: writes on
-// the hub's goroutine never wait, and would fail on a deadline left
-// behind once it passed; HTTP/2 resets a stream whose deadline passes
-// even while it is idle. A taken-over connection gets v in one writev.
+// write sends v in one writev, under a deadline that covers this write
+// only: writes on the hub's goroutine never wait, and would fail on a
+// deadline left behind once it passed.
 func (s *stream) write(v net.Buffers) error {
-	var err error
-	if s.nc != nil {
-		_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
-		_, err = v.WriteTo(s.nc)
-		_ = s.nc.SetWriteDeadline(time.Time{})
-		return err
-	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
-	for _, p := range v {
-		if _, err = s.w.Write(p); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = s.rc.Flush()
-	}
-	_ = s.rc.SetWriteDeadline(time.Time{})
+	_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
+	_, err := v.WriteTo(s.nc)
+	_ = s.nc.SetWriteDeadline(time.Time{})
 	return err
 }
 
@@ -156,7 +137,7 @@ func (s *stream) addTo(b *batch, f *routing.Frame) int {
 }
 
 // finish releases the stream: it leaves the hub, stops its timers and, if
-// it was hijacked, closes the connection.
+// the connection was taken over, closes it.
 func (s *stream) finish() {
 	s.mu.Lock()
 	s.done = true
