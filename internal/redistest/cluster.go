@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -16,11 +17,17 @@ type Cluster struct {
 	Nodes []*Server // every node started, masters first at start
 }
 
+// nodeTimeout is the cluster-node-timeout the nodes run with once the
+// cluster is formed: short, so that a replica takes over within seconds.
+// They start with a long one: a handshake that takes longer than the node
+// timeout is dropped for good, and on a loaded machine one can.
+const nodeTimeout = "1000"
+
 // clusterArgs are the options of every node of a Cluster.
 var clusterArgs = []string{
 	"--cluster-enabled", "yes",
 	"--cluster-config-file", "nodes.conf",
-	"--cluster-node-timeout", "1000",
+	"--cluster-node-timeout", "20000",
 	// A replica whose master died while it was behind still takes over:
 	// the tests want the failover, and count what it loses.
 	"--cluster-replica-validity-factor", "0",
@@ -45,13 +52,25 @@ func StartClusterOf(t testing.TB, masters, replicas int) *Cluster {
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	c.redisCLI(args...)
 	c.WaitStable()
+	c.shortTimeout(c.Nodes...)
 	return c
 }
 
-// redisCLI runs redis-cli with args and fails the test if it fails.
+// shortTimeout sets nodeTimeout on nodes (CONFIG SET is per node).
+func (c *Cluster) shortTimeout(nodes ...*Server) {
+	c.t.Helper()
+	for _, n := range nodes {
+		c.must(n.Addr(), "CONFIG", "SET", "cluster-node-timeout", nodeTimeout)
+	}
+}
+
+// redisCLI runs redis-cli with args and fails the test if it fails or
+// takes longer than setupLimit (it waits for the nodes to join for ever).
 func (c *Cluster) redisCLI(args ...string) string {
 	c.t.Helper()
-	out, err := exec.Command("redis-cli", args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), setupLimit)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput()
 	if err != nil {
 		c.t.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -233,6 +252,7 @@ func (c *Cluster) AddMaster() *Server {
 	n := Start(c.t, clusterArgs...)
 	c.redisCLI("--cluster", "add-node", n.Addr(), c.alive()[0].Addr())
 	c.Nodes = append(c.Nodes, n)
+	defer c.shortTimeout(n)
 	id, err := nodeID(n.Addr())
 	if err != nil {
 		c.t.Fatalf("redistest: CLUSTER MYID: %v", err)
