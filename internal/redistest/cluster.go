@@ -10,7 +10,7 @@ import (
 )
 
 // Cluster is a Redis Cluster of three masters, each with one replica, on
-// free ports, stopped when the test ends. Its node timeout is short (1s),
+// free ports, stopped when the test ends. Its node timeout is short (2s),
 // so that a replica takes over from a killed master within seconds.
 type Cluster struct {
 	t     testing.TB
@@ -18,10 +18,11 @@ type Cluster struct {
 }
 
 // nodeTimeout is the cluster-node-timeout the nodes run with once the
-// cluster is formed: short, so that a replica takes over within seconds.
+// cluster is formed: short, so that a replica takes over within seconds, yet long enough that a loaded
+// machine does not fail a node over that is only slow.
 // They start with a long one: a handshake that takes longer than the node
 // timeout is dropped for good, and on a loaded machine one can.
-const nodeTimeout = "1000"
+const nodeTimeout = "2000"
 
 // clusterArgs are the options of every node of a Cluster.
 var clusterArgs = []string{
