@@ -133,6 +133,9 @@ func (s *Store) refresh(ctx context.Context) error {
 		}
 		s.slots = slots
 	} else {
+		if s.master != "" && s.master != masters[0] {
+			go s.recheckAfterSwitch(masters[0])
+		}
 		s.master = masters[0]
 	}
 	s.mu.Unlock()
@@ -425,4 +428,63 @@ func (s *Store) changed(user string) {
 	if n != nil {
 		n.Changed(user)
 	}
+}
+
+// switchLimit bounds how long recheckAfterSwitch waits for go-redis.
+const switchLimit = 10 * time.Second
+
+// recheckAfterSwitch reads every followed user again, with a gap check,
+// once commands reach the new master at addr. The follower moves to it at
+// once, but go-redis switches the connections that read and write when it
+// hears of the failover itself: until then reads may still reach the old
+// master and deliver entries that its demotion then erases. The check
+// after the switch finds those (the cursors are ahead) and marks them
+// lost for every other reader.
+func (s *Store) recheckAfterSwitch(addr string) {
+	ctx, cancel := context.WithTimeout(context.Background(), switchLimit)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c := redis.NewClient(s.nodeOptions(addr))
+	defer c.Close()
+	want, err := runID(ctx, c)
+	for err == nil {
+		got, gerr := runID(ctx, s.rdb)
+		if gerr == nil && got == want {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		s.log.Warn("could not tell that commands reach the new Redis master; reading every followed user again all the same", "node", addr, "err", err)
+	}
+	s.mu.Lock()
+	n := s.notifier
+	s.mu.Unlock()
+	if n != nil {
+		n.Resync()
+	}
+}
+
+// runID is the run_id the server c reaches reports.
+func runID(ctx context.Context, c redis.Cmdable) (string, error) {
+	text, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(text, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "run_id:"); ok {
+			return v, nil
+		}
+	}
+	return "", errors.New("INFO server has no run_id")
 }
