@@ -3,6 +3,8 @@ package redisstore
 import (
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/redistest"
 	"github.com/noticed/noticed/internal/routing"
@@ -44,5 +46,50 @@ func TestLossMarker(t *testing.T) {
 	at := read1(t, s, routing.Cursor{User: u, After: ahead, Count: 10, CheckGap: true, Delivered: true})
 	if at.Gap || at.Ahead || len(at.Entries) != 1 || at.Entries[0].ID != later[0] {
 		t.Errorf("reader at the marker: %+v, want only the later entry", at)
+	}
+}
+
+// A failover can erase the entry a reader last read and then take newer
+// ones: the cursor is not ahead, but its entry is gone though nothing
+// trimmed or deleted it. The reader's gap check marks the loss after the
+// newest entry; a reader below it gets a gap, once.
+func TestLossUnderNewerEntries(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := newStore(t, Options{URL: srv.URL()})
+	ctx := testCtx(t)
+	u := user("lost-under")
+	raw := rawClient(t, srv)
+	first, err := s.Append(ctx, []routing.Message{{User: u, Data: "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a reader read on the old master: an id between a and the
+	// entry the new master took next.
+	erased := notice.ID{Ms: first[0].Ms + 10}
+	newer := notice.ID{Ms: first[0].Ms + 20}
+	if err := raw.XAdd(ctx, &redis.XAddArgs{Stream: s.key(u), ID: newer.String(), Values: []any{"data", "c"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a := read1(t, s, routing.Cursor{User: u, After: erased, Count: 10, CheckGap: true, Delivered: true})
+	if a.Ahead || a.Gap || len(a.Entries) != 1 || a.Entries[0].ID != newer {
+		t.Fatalf("reader whose entry was erased: %+v, want the newer entry and no gap", a)
+	}
+	if n := raw.XLen(ctx, s.key(u)).Val(); n != 3 {
+		t.Fatalf("stream holds %d entries, want a, c and one marker", n)
+	}
+	b := read1(t, s, routing.Cursor{User: u, After: first[0], Count: 10})
+	if !b.Gap || len(b.Entries) != 1 || b.Entries[0].ID != newer {
+		t.Errorf("reader below the erased entry: %+v, want a gap and the newer entry", b)
+	}
+	// The marker is seen: reading again from the erased id adds no other.
+	read1(t, s, routing.Cursor{User: u, After: erased, Count: 10, CheckGap: true, Delivered: true})
+	if n := raw.XLen(ctx, s.key(u)).Val(); n != 3 {
+		t.Errorf("stream holds %d entries after a second check, want 3", n)
+	}
+	// A client's made-up cursor between entries marks nothing.
+	read1(t, s, routing.Cursor{User: u, After: notice.ID{Ms: first[0].Ms + 5}, Count: 10, CheckGap: true})
+	if n := raw.XLen(ctx, s.key(u)).Val(); n != 3 {
+		t.Errorf("a client's cursor added a marker: %d entries", n)
 	}
 }
