@@ -115,6 +115,10 @@ func (s *Store) Read(ctx context.Context, cursors []routing.Cursor) ([]routing.B
 			lost = append(lost, lostCursor{c, true})
 		case holds[i] != nil && marked.Less(c.After) && lostUnder(c.After, info, holds[i]):
 			lost = append(lost, lostCursor{c, false})
+			// Entries written after the failover may carry ids below the
+			// cursor (the same millisecond, or a new master whose clock is
+			// behind): this reader skips them, so its streams are told.
+			out[i].Gap = true
 		}
 	}
 	if len(lost) > 0 {
