@@ -26,8 +26,9 @@ import (
 // and nginx in front of them, all on loopback ports of their own.
 type cluster struct {
 	t      *testing.T
-	redis  *redistest.Server
-	rdb    *redis.Client
+	redis  *redistest.Server  // nil on a Redis Cluster
+	rc     *redistest.Cluster // nil on one redis-server
+	rdb    redis.UniversalClient
 	secret string
 	pub    string // a publisher token, made by `noticed token`
 	inst   [2]*instance
@@ -69,6 +70,31 @@ func newClusterVia(t *testing.T, via func(*redistest.Server) string, args ...str
 	if via != nil {
 		redisURL = via(c.redis)
 	}
+	c.startAll(redisURL, args...)
+	return c
+}
+
+// newClusterOnRedisCluster is newCluster on a Redis Cluster of three
+// masters and three replicas instead of one redis-server.
+func newClusterOnRedisCluster(t *testing.T, args ...string) *cluster {
+	t.Helper()
+	need(t, "nginx", "nginx", "/usr/sbin/nginx")
+	c := &cluster{t: t, secret: "e2e-secret-" + t.Name() + "-0123456789abcdef", sent: map[string][]sent{}}
+	c.rc = redistest.StartCluster(t)
+	opt, err := redis.ParseClusterURL(strings.Replace(c.rc.URL(), "redis+cluster://", "redis://", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.rdb = redis.NewClusterClient(opt)
+	t.Cleanup(func() { c.rdb.Close() })
+	c.startAll(c.rc.URL(), args...)
+	return c
+}
+
+// startAll starts the two instances on redisURL and nginx in front.
+func (c *cluster) startAll(redisURL string, args ...string) {
+	t := c.t
+	t.Helper()
 	base := append([]string{"-redis", redisURL, "-jwt-secret", c.secret}, args...)
 	for i, name := range []string{"A", "B"} {
 		c.inst[i] = newInstance(t, name, base...)
@@ -97,7 +123,6 @@ func newClusterVia(t *testing.T, via func(*redistest.Server) string, args ...str
 		c.streams.Wait()
 		c.client.CloseIdleConnections()
 	})
-	return c
 }
 
 // token signs a subscriber token for user.

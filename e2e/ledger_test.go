@@ -263,7 +263,7 @@ type entry struct{ id, typ, data string }
 type truth map[string][]entry
 
 // readTruth reads every named user's stream from Redis.
-func readTruth(ctx context.Context, rdb *redis.Client, users []string) (truth, error) {
+func readTruth(ctx context.Context, rdb redis.UniversalClient, users []string) (truth, error) {
 	out := truth{}
 	for _, u := range users {
 		msgs, err := rdb.XRange(ctx, streamKey(u), "-", "+").Result()

@@ -124,7 +124,7 @@ func (c *cluster) waitReadyz(ctx context.Context, status int) error {
 // subscriptions counts the keyspace channels of users' streams that some
 // client of rdb's server is subscribed to, and the pattern subscriptions
 // (noticed uses none).
-func subscriptions(ctx context.Context, rdb *redis.Client, userPattern string) (channels, patterns int, err error) {
+func subscriptions(ctx context.Context, rdb redis.UniversalClient, userPattern string) (channels, patterns int, err error) {
 	chans, err := rdb.PubSubChannels(ctx, "__keyspace@*__:"+streamKey(userPattern)).Result()
 	if err != nil {
 		return 0, 0, err

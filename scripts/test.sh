@@ -17,6 +17,7 @@ FUZZTIME=${FUZZTIME:-10s}
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)  # creates the test Redis Clusters
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the browser test (e2e)
 # The operator's kit (deploy/): promtool checks the alerts and the dashboard,

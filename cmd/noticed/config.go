@@ -32,8 +32,13 @@ type Config struct {
 	StreamPrefix string
 	StreamMaxLen int64
 	StreamTTL    time.Duration
-	Heartbeat    time.Duration
-	CORSOrigins  string
+	// PublishReplicas is how many replicas must hold an appended entry
+	// (WAIT) before POST /notice answers 200; PublishReplicasTimeout how
+	// long it waits for them before it answers 503.
+	PublishReplicas        int
+	PublishReplicasTimeout time.Duration
+	Heartbeat              time.Duration
+	CORSOrigins            string
 
 	MaxConnsPerUser    int
 	MaxConns           int
@@ -54,7 +59,7 @@ type Config struct {
 // serveFlags defines the serve flags on fs, bound to c.
 func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address")
-	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL (redis:// or rediss://); empty: the embedded in-memory backend, one instance only")
+	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL: redis://host:6379/db (one node), redis+sentinel://host:26379?master_name=NAME&addr=… (Sentinel) or redis+cluster://host:7000?addr=… (Cluster); rediss… for TLS; empty: the embedded backend, one instance only (in memory, or in the file -data names)")
 	fs.StringVar(&c.DataPath, "data", "", "without -redis: keep users' streams in this file (created if absent; one instance per file), so history survives restarts; empty: in memory")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HMAC secret for tokens (HS256/384/512)")
 	fs.StringVar(&c.JWTKeyFile, "jwt-key-file", "", "token keys: PEM public keys or certificates (RSA, ECDSA, Ed25519), or a JWK Set (JSON, also HMAC \"oct\" keys); a token's kid picks the key; re-read on SIGHUP")
@@ -65,6 +70,8 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.StreamPrefix, "stream-prefix", "notice:", "prefix of each user's stream key: <prefix>{<user>}")
 	fs.Int64Var(&c.StreamMaxLen, "stream-maxlen", 1000, "entries kept per user (MAXLEN ~)")
 	fs.DurationVar(&c.StreamTTL, "stream-ttl", 24*time.Hour, "a user's stream expires this long after its last entry; 0 never")
+	fs.IntVar(&c.PublishReplicas, "publish-replicas", 0, "Redis replicas that must hold each published entry (WAIT) before POST /notice answers 200; 503 when they do not in -publish-replicas-timeout. 0: answer once the master has it (a failover may lose it)")
+	fs.DurationVar(&c.PublishReplicasTimeout, "publish-replicas-timeout", time.Second, "how long POST /notice waits for -publish-replicas replicas")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "comment line sent on idle streams this often")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "comma-separated browser origins allowed to subscribe and publish, or *")
 	fs.IntVar(&c.MaxConnsPerUser, "max-conns-per-user", 100, "open streams per user on this instance (429 past it); 0 no limit")
@@ -131,6 +138,15 @@ func (c *Config) check() error {
 	}
 	if c.StreamTTL < 0 {
 		errs = append(errs, errors.New("-stream-ttl must not be negative"))
+	}
+	if c.PublishReplicas < 0 {
+		errs = append(errs, errors.New("-publish-replicas must not be negative"))
+	}
+	if c.PublishReplicas > 0 && c.RedisURL == "" {
+		errs = append(errs, errors.New("-publish-replicas needs -redis: the in-memory backend has no replicas"))
+	}
+	if c.PublishReplicasTimeout < time.Millisecond {
+		errs = append(errs, errors.New("-publish-replicas-timeout must be at least 1ms"))
 	}
 	if c.Heartbeat < 100*time.Millisecond {
 		errs = append(errs, errors.New("-heartbeat must be at least 100ms"))

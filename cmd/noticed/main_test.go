@@ -239,6 +239,10 @@ func TestBadFlagsFailAtOnce(t *testing.T) {
 		{"-jwt-secret", "a", "-jwt-key-file", "b"},
 		{"-addr", "127.0.0.1:99999"},
 		{"-redis", "nope://x"},
+		{"-redis", "redis+sentinel://127.0.0.1:1"},
+		{"-redis", "redis+cluster://127.0.0.1:1/2"},
+		{"-publish-replicas", "-1"},
+		{"-publish-replicas", "1"}, // no -redis
 		{"-max-user-len", "201"},
 		{"-max-event-len", "0"},
 		{"-max-event-len", "65"},

@@ -88,6 +88,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer store.Close()
 	metrics.RegisterReady(reg, backendName(&c), store.Ping)
 	m.MaxConns.Set(float64(maxConns(c.MaxConns)))
+	if rs, ok := store.(*redisstore.Store); ok {
+		reg.MustRegister(rs.Collector()) // the per-node series
+	}
 
 	hub := routing.New(store, sse.AppendEntry, routing.Options{
 		QueueLen:        c.QueueLen,
@@ -237,7 +240,8 @@ func newStore(ctx context.Context, c *Config, log *slog.Logger) (routing.Store, 
 	if ttl == 0 {
 		ttl = -1 // the flag's 0 is "never"; redisstore takes negative for it
 	}
-	opts := redisstore.Options{URL: c.RedisURL, Prefix: c.StreamPrefix, MaxLen: c.StreamMaxLen, TTL: ttl, Logger: log}
+	opts := redisstore.Options{URL: c.RedisURL, Prefix: c.StreamPrefix, MaxLen: c.StreamMaxLen, TTL: ttl, Logger: log,
+		Replicas: c.PublishReplicas, ReplicasTimeout: c.PublishReplicasTimeout}
 	// An instance may start before Redis does: keep trying while Redis is
 	// only unreachable; fail at once on anything else (a bad URL, a refused
 	// CONFIG SET).

@@ -59,6 +59,7 @@ type counter map[string]int
 
 func (c counter) Changed(user string) { c[user]++ }
 func (c counter) Resync()             {}
+func (c counter) Recheck(user string) { c[user]++ }
 
 func TestFollowsTellsFollowedUsersOncePerRun(t *testing.T) {
 	var f Follows

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -102,22 +103,67 @@ func (s *Store) sendAppends(batch []*appendReq) {
 	go s.sendAppends(next)
 }
 
+// ErrNotReplicated fails an Append whose entries fewer replicas than
+// Options.Replicas acknowledged in time. The entries are on the master and
+// may still be delivered; a failover may lose them.
+var ErrNotReplicated = fmt.Errorf("redisstore: append: not enough replicas acknowledged the entries in time: %w", routing.ErrUnavailable)
+
 // pipelineAppends runs one pipeline of XADD (and PEXPIRE) for every
-// message of batch. Each request gets its own commands' outcome: one
-// refused XADD (a key of the wrong type) fails its request only; a lost
-// connection fails them all.
+// message of batch, and with Options.Replicas a WAIT after them on the
+// same connection (in a Cluster, one pipeline and one WAIT per master,
+// since WAIT counts the writes of its own connection). Each request gets
+// its own commands' outcome: one refused XADD (a key of the wrong type)
+// fails its request only; a lost connection fails them all.
 func (s *Store) pipelineAppends(batch []*appendReq) {
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout+s.replicasWait)
 	defer cancel()
-	pipe := s.rdb.Pipeline()
 	type cmds struct {
-		add *redis.StringCmd
-		exp *redis.BoolCmd
+		add  *redis.StringCmd
+		exp  *redis.BoolCmd
+		wait *redis.Cmd
+		err  error
 	}
-	var all []cmds
+	var all []*cmds
+	var pipes []redis.Pipeliner
+	var waits []*cmds // each pipe's commands that its WAIT covers
+	var byNode map[*redis.Client]int
+	cluster, perNode := s.rdb.(*redis.ClusterClient)
+	perNode = perNode && s.replicas > 0
+	pipeFor := func(key string) (int, error) {
+		if !perNode {
+			if len(pipes) == 0 {
+				pipes = append(pipes, s.rdb.Pipeline())
+			}
+			return 0, nil
+		}
+		c, err := cluster.MasterForKey(ctx, key)
+		if err != nil {
+			return 0, err
+		}
+		if byNode == nil {
+			byNode = make(map[*redis.Client]int)
+		}
+		i, ok := byNode[c]
+		if !ok {
+			i = len(pipes)
+			byNode[c] = i
+			pipes = append(pipes, c.Pipeline())
+		}
+		return i, nil
+	}
+	var pipeOf []int
 	for _, r := range batch {
 		for _, m := range r.msgs {
 			key := s.key(m.User)
+			c := &cmds{}
+			all = append(all, c)
+			p, err := pipeFor(key)
+			pipeOf = append(pipeOf, p)
+			if err != nil {
+				c.err = err
+				continue
+			}
+			pipe := pipes[p]
 			values := make([]any, 0, 4)
 			if m.Event != "" {
 				values = append(values, "event", m.Event)
@@ -127,24 +173,37 @@ func (s *Store) pipelineAppends(batch []*appendReq) {
 			if s.maxLen > 0 {
 				args.MaxLen, args.Approx = s.maxLen, true
 			}
-			c := cmds{add: pipe.XAdd(ctx, args)}
+			c.add = pipe.XAdd(ctx, args)
 			if s.ttl > 0 {
 				c.exp = pipe.PExpire(ctx, key, s.ttl)
 			}
-			all = append(all, c)
 		}
 	}
-	_, _ = pipe.Exec(ctx) // each command holds its own error
+	if s.replicas > 0 {
+		for _, pipe := range pipes {
+			w := &cmds{wait: pipe.Do(ctx, "WAIT", s.replicas, s.replicasWait.Milliseconds())}
+			waits = append(waits, w)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, pipe := range pipes {
+		wg.Go(func() { _, _ = pipe.Exec(ctx) }) // each command holds its own error
+	}
+	wg.Wait()
 	i := 0
 	for _, r := range batch {
 		r.ids = make([]notice.ID, len(r.msgs))
 		for j := range r.msgs {
 			c := all[i]
+			p := pipeOf[i]
 			i++
 			if r.err != nil {
 				continue
 			}
-			err := c.add.Err()
+			err := c.err
+			if err == nil {
+				err = c.add.Err()
+			}
 			if err == nil && c.exp != nil {
 				err = c.exp.Err()
 			}
@@ -154,6 +213,14 @@ func (s *Store) pipelineAppends(batch []*appendReq) {
 			}
 			if r.ids[j], err = parseID(c.add.Val()); err != nil {
 				r.err = err
+				continue
+			}
+			if s.replicas > 0 {
+				if n, err := waits[p].wait.Int64(); err != nil {
+					r.err = s.fail("append: wait for replicas", err)
+				} else if n < int64(s.replicas) {
+					r.err = fmt.Errorf("%w (%d of %d within %v)", ErrNotReplicated, n, s.replicas, s.replicasWait)
+				}
 			}
 		}
 		if r.err != nil {

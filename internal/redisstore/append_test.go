@@ -1,9 +1,12 @@
 package redisstore
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/redistest"
@@ -112,4 +115,24 @@ func TestRefusedAppendFailsOnlyItsRequest(t *testing.T) {
 	if n := raw.XLen(testCtx(t), s.key(good)).Val(); n != 180 {
 		t.Fatalf("%d entries for the good user, want 180", n)
 	}
+}
+
+// -publish-replicas: an Append that no replica acknowledges in time fails
+// with ErrNotReplicated, which callers answer 503 for; one a replica holds
+// succeeds.
+func TestAppendWaitsForReplicas(t *testing.T) {
+	t.Parallel()
+	master := redistest.Start(t)
+	lone := newStore(t, Options{URL: master.URL(), Replicas: 1, ReplicasTimeout: 50 * time.Millisecond})
+	ctx := testCtx(t)
+	_, err := lone.Append(ctx, []routing.Message{{User: user("wait"), Data: "x"}})
+	if !errors.Is(err, ErrNotReplicated) || !errors.Is(err, routing.ErrUnavailable) {
+		t.Fatalf("Append with no replica: %v; want ErrNotReplicated, ErrUnavailable", err)
+	}
+	redistest.Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port()))
+	s := newStore(t, Options{URL: master.URL(), Replicas: 1, ReplicasTimeout: 5 * time.Second})
+	waitFor(t, "the replica to attach", func() bool {
+		_, err := s.Append(ctx, []routing.Message{{User: user("wait"), Data: "y"}})
+		return err == nil
+	})
 }

@@ -36,7 +36,7 @@ type batch struct {
 	follows []*request
 	done    chan struct{} // closed when left reaches 0 or retry is set
 
-	// Under s.mu.
+	// Under n.mu.
 	left  int  // confirmations still to come
 	retry bool // the connection was replaced first: send again
 }
@@ -57,9 +57,9 @@ var errSuperseded = errors.New("redisstore: follow: a later Follow or Unfollow o
 
 // runBatcher is the one goroutine that writes SUBSCRIBE and UNSUBSCRIBE,
 // so that the order of writes is the order of requests.
-func (s *Store) runBatcher() {
-	defer close(s.batcherEnd)
-	ctx, cancel := s.untilClose()
+func (n *node) runBatcher() {
+	defer close(n.batcherEnd)
+	ctx, cancel := n.untilClose()
 	defer cancel()
 	var inFlight sync.WaitGroup
 	defer inFlight.Wait()
@@ -69,7 +69,7 @@ func (s *Store) runBatcher() {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.wake:
+		case <-n.wake:
 		}
 		for {
 			select {
@@ -78,25 +78,25 @@ func (s *Store) runBatcher() {
 				return
 			}
 			// Follows sent again were sent before anything queued now.
-			if again := takeAll(&s.retried, nil); len(again) > 0 {
+			if again := takeAll(&n.retried, nil); len(again) > 0 {
 				queue = append(again, queue...)
 			}
-			queue = takeAll(&s.incoming, queue)
+			queue = takeAll(&n.incoming, queue)
 			var follows, unfollows []*request
-			follows, unfollows, queue = s.takeBatch(queue)
+			follows, unfollows, queue = n.takeBatch(queue)
 			if len(follows) == 0 && len(unfollows) == 0 {
 				<-slots
 				break
 			}
-			s.unsubscribe(ctx, unfollows)
-			b := s.subscribe(ctx, follows)
+			n.unsubscribe(ctx, unfollows)
+			b := n.subscribe(ctx, follows)
 			if b == nil {
 				<-slots
 				continue
 			}
 			inFlight.Go(func() {
 				defer func() { <-slots }()
-				s.finish(ctx, b)
+				n.finish(ctx, b)
 			})
 		}
 	}
@@ -109,7 +109,7 @@ func (s *Store) runBatcher() {
 // sending would undo a later call for the same user are answered at once
 // instead: a Follow given up or no longer the user's latest, an Unfollow
 // after which the user was followed again.
-func (s *Store) takeBatch(queue []*request) (follows, unfollows, rest []*request) {
+func (n *node) takeBatch(queue []*request) (follows, unfollows, rest []*request) {
 	if len(queue) == 0 {
 		return nil, nil, queue
 	}
@@ -121,12 +121,12 @@ func (s *Store) takeBatch(queue []*request) (follows, unfollows, rest []*request
 			if r.state.Load() != waiting {
 				continue // given up; its UNSUBSCRIBE is further on
 			}
-			if mark, _ := s.followed.Load(r.user); mark != r.mark {
-				s.answer(r, notice.Zero, errSuperseded)
+			if mark, _ := n.s.followed.Load(r.user); mark != r.mark {
+				n.s.answer(r, notice.Zero, errSuperseded)
 				continue
 			}
-		} else if s.isFollowed(r.user) {
-			s.answer(r, notice.Zero, nil)
+		} else if !r.move && n.s.isFollowed(r.user) {
+			n.s.answer(r, notice.Zero, nil)
 			continue
 		}
 		if _, dup := taken[r.user]; dup {
@@ -139,64 +139,64 @@ func (s *Store) takeBatch(queue []*request) (follows, unfollows, rest []*request
 			unfollows = append(unfollows, r)
 		}
 	}
-	n := copy(queue, queue[i:])
-	clear(queue[n:])
-	return follows, unfollows, queue[:n]
+	left := copy(queue, queue[i:])
+	clear(queue[left:])
+	return follows, unfollows, queue[:left]
 }
 
 // unsubscribe sends one UNSUBSCRIBE for reqs and answers them. A failed
 // write needs nothing more: go-redis forgot the channels before writing,
 // and the connection it dropped took the subscriptions with it.
-func (s *Store) unsubscribe(ctx context.Context, reqs []*request) {
+func (n *node) unsubscribe(ctx context.Context, reqs []*request) {
 	if len(reqs) == 0 {
 		return
 	}
-	if err := s.send(ctx, "unsubscribe", s.channels(reqs), nil); err != nil {
-		s.log.Debug("redis unsubscribe failed; the connection is replaced", "users", len(reqs), "err", err)
+	if err := n.send(ctx, "unsubscribe", n.channels(reqs), nil); err != nil {
+		n.s.log.Debug("redis unsubscribe failed; the connection is replaced", "users", len(reqs), "err", err)
 	}
 	for _, r := range reqs {
-		s.answer(r, notice.Zero, nil)
+		n.s.answer(r, notice.Zero, nil)
 	}
 }
 
 // subscribe sends one SUBSCRIBE for reqs and returns the batch awaiting
 // its confirmations, or nil when the write failed and reqs are answered.
-func (s *Store) subscribe(ctx context.Context, reqs []*request) *batch {
+func (n *node) subscribe(ctx context.Context, reqs []*request) *batch {
 	if len(reqs) == 0 {
 		return nil
 	}
 	b := &batch{follows: reqs, done: make(chan struct{})}
-	if err := s.send(ctx, "subscribe", s.channels(reqs), b); err != nil {
-		err = s.fail("follow", err)
+	if err := n.send(ctx, "subscribe", n.channels(reqs), b); err != nil {
+		err = n.s.fail("follow", err)
 		for _, r := range reqs {
-			s.answer(r, notice.Zero, err)
+			n.s.answer(r, notice.Zero, err)
 		}
 		return nil
 	}
 	return b
 }
 
-func (s *Store) channels(reqs []*request) []string {
+func (n *node) channels(reqs []*request) []string {
 	out := make([]string, len(reqs))
 	for i, r := range reqs {
-		out[i] = s.channel(r.user)
+		out[i] = n.s.channel(r.user)
 	}
 	return out
 }
 
 // send writes SUBSCRIBE or UNSUBSCRIBE for channels, each recorded as
 // pending first so that no confirmation can come before it is expected.
-func (s *Store) send(ctx context.Context, kind string, channels []string, b *batch) error {
+func (n *node) send(ctx context.Context, kind string, channels []string, b *batch) error {
 	ops := make([]pendingOp, len(channels))
-	s.mu.Lock()
+	n.mu.Lock()
 	for i, ch := range channels {
 		ops[i] = pendingOp{kind: kind, b: b}
-		s.pushPendingLocked(ch, &ops[i])
+		n.pushPendingLocked(ch, &ops[i])
 	}
 	if b != nil {
 		b.left = len(channels)
 	}
-	s.mu.Unlock()
+	n.mu.Unlock()
 
 	// The context bounds a dial, when go-redis must reconnect first. A
 	// deadline passing in the middle of the write itself would make it
@@ -206,22 +206,22 @@ func (s *Store) send(ctx context.Context, kind string, channels []string, b *bat
 	defer cancel()
 	var err error
 	if kind == "subscribe" {
-		err = s.ps.Subscribe(wctx, channels...)
+		err = n.ps.Subscribe(wctx, channels...)
 	} else {
-		err = s.ps.Unsubscribe(wctx, channels...)
+		err = n.ps.Unsubscribe(wctx, channels...)
 	}
 	if err != nil {
-		s.mu.Lock()
+		n.mu.Lock()
 		for i, ch := range channels {
-			s.dropPendingLocked(ch, &ops[i])
+			n.dropPendingLocked(ch, &ops[i])
 		}
-		s.mu.Unlock()
+		n.mu.Unlock()
 		select {
-		case <-s.closing: // Close closed the connection: nothing was lost
+		case <-n.closing: // Close closed the connection: nothing was lost
 		default:
 			// go-redis dropped the connection on this error, and with it
 			// whatever the reader had not yet received.
-			s.markLost(err)
+			n.markLost(err)
 		}
 	}
 	return err
@@ -229,45 +229,58 @@ func (s *Store) send(ctx context.Context, kind string, channels []string, b *bat
 
 // finish waits for b's confirmations, then answers each Follow still
 // waiting with its user's newest id.
-func (s *Store) finish(ctx context.Context, b *batch) {
+func (n *node) finish(ctx context.Context, b *batch) {
 	select {
 	case <-b.done:
 	case <-ctx.Done():
-		return // closing: the callers see it too
+		// Closing: a Follow still waiting hears that its node is gone.
+		for _, r := range b.follows {
+			n.s.answer(r, notice.Zero, errNodeGone)
+		}
+		return
 	}
-	s.mu.Lock()
+	n.mu.Lock()
 	retry := b.retry
-	s.mu.Unlock()
+	n.mu.Unlock()
 	live := make([]*request, 0, len(b.follows))
 	for _, r := range b.follows {
-		if r.state.Load() == waiting {
-			live = append(live, r)
+		if r.state.Load() != waiting {
+			continue
 		}
+		if r.move && !retry {
+			n.s.answer(r, notice.Zero, nil)
+			// Read it from its cursor, with a gap check: what was written
+			// while it moved is delivered, and what a failover lost is
+			// found (see markLost).
+			n.s.recheck(r.user)
+			continue
+		}
+		live = append(live, r)
 	}
 	if retry {
 		for _, r := range live {
-			s.push(&s.retried, r)
+			n.push(&n.retried, r)
 		}
 		return
 	}
 	if len(live) == 0 {
 		return
 	}
-	ids, errs := s.newestIDs(ctx, live)
+	ids, errs := n.newestIDs(ctx, live)
 	for i, r := range live {
-		s.answer(r, ids[i], errs[i])
+		n.s.answer(r, ids[i], errs[i])
 	}
 }
 
 // newestIDs reads the newest id of each user of reqs in one pipelined
 // round trip, with an error per user.
-func (s *Store) newestIDs(ctx context.Context, reqs []*request) ([]notice.ID, []error) {
+func (n *node) newestIDs(ctx context.Context, reqs []*request) ([]notice.ID, []error) {
 	rctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
-	pipe := s.rdb.Pipeline()
+	pipe := n.s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(reqs))
 	for i, r := range reqs {
-		cmds[i] = pipe.Do(rctx, "XREVRANGE", s.key(r.user), "+", "-", "COUNT", 1)
+		cmds[i] = pipe.Do(rctx, "XREVRANGE", n.s.key(r.user), "+", "-", "COUNT", 1)
 	}
 	// Each command's own error is looked at: one user's key of another
 	// type must not fail the rest.
@@ -277,7 +290,7 @@ func (s *Store) newestIDs(ctx context.Context, reqs []*request) ([]notice.ID, []
 	for i, c := range cmds {
 		v, err := c.Result()
 		if err != nil {
-			errs[i] = s.fail("newest entry", err)
+			errs[i] = n.s.fail("newest entry", err)
 			continue
 		}
 		ids[i], errs[i] = newestID(v)
@@ -286,11 +299,11 @@ func (s *Store) newestIDs(ctx context.Context, reqs []*request) ([]notice.ID, []
 }
 
 // pushPendingLocked appends op to channel's pending operations. Callers
-// hold s.mu.
-func (s *Store) pushPendingLocked(channel string, op *pendingOp) {
-	last := s.pending[channel]
+// hold n.mu.
+func (n *node) pushPendingLocked(channel string, op *pendingOp) {
+	last := n.pending[channel]
 	if last == nil {
-		s.pending[channel] = op
+		n.pending[channel] = op
 		return
 	}
 	for last.next != nil {
@@ -300,14 +313,14 @@ func (s *Store) pushPendingLocked(channel string, op *pendingOp) {
 }
 
 // dropPendingLocked removes op, whose write failed, from channel's
-// pending operations. Callers hold s.mu.
-func (s *Store) dropPendingLocked(channel string, op *pendingOp) {
-	head := s.pending[channel]
+// pending operations. Callers hold n.mu.
+func (n *node) dropPendingLocked(channel string, op *pendingOp) {
+	head := n.pending[channel]
 	if head == op {
 		if op.next == nil {
-			delete(s.pending, channel)
+			delete(n.pending, channel)
 		} else {
-			s.pending[channel] = op.next
+			n.pending[channel] = op.next
 		}
 		return
 	}
@@ -322,17 +335,17 @@ func (s *Store) dropPendingLocked(channel string, op *pendingOp) {
 // confirm matches a confirmation with the oldest pending operation on its
 // channel. One that matches none (go-redis resubscribing after a
 // reconnection, or an operation already given up on) is ignored.
-func (s *Store) confirm(kind, channel string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	head := s.pending[channel]
+func (n *node) confirm(kind, channel string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	head := n.pending[channel]
 	if head == nil || head.kind != kind {
 		return
 	}
 	if head.next == nil {
-		delete(s.pending, channel)
+		delete(n.pending, channel)
 	} else {
-		s.pending[channel] = head.next
+		n.pending[channel] = head.next
 	}
 	if b := head.b; b != nil && !b.retry {
 		b.left--
@@ -343,9 +356,9 @@ func (s *Store) confirm(kind, channel string) {
 }
 
 // retryPendingLocked gives up on every confirmation still awaited: each
-// batch waiting for one is sent again. Callers hold s.mu.
-func (s *Store) retryPendingLocked() {
-	for _, op := range s.pending {
+// batch waiting for one is sent again. Callers hold n.mu.
+func (n *node) retryPendingLocked() {
+	for _, op := range n.pending {
 		for ; op != nil; op = op.next {
 			if b := op.b; b != nil && !b.retry {
 				b.retry = true
@@ -353,5 +366,5 @@ func (s *Store) retryPendingLocked() {
 			}
 		}
 	}
-	clear(s.pending)
+	clear(n.pending)
 }

@@ -64,7 +64,8 @@ func TestTakeBatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := tt.setup()
-			s := &Store{}
+			n := &node{s: &Store{}}
+			s := n.s
 			for _, r := range c.followed {
 				s.followed.Store(r.user, r.mark)
 			}
@@ -72,7 +73,7 @@ func TestTakeBatch(t *testing.T) {
 			var got []string
 			for {
 				var follows, unfollows []*request
-				follows, unfollows, queue = s.takeBatch(queue)
+				follows, unfollows, queue = n.takeBatch(queue)
 				if len(follows) == 0 && len(unfollows) == 0 {
 					break
 				}
@@ -294,10 +295,11 @@ func TestFollowCancelledMidBatch(t *testing.T) {
 		}()
 	}
 	waitFor(t, "every SUBSCRIBE to be sent", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		n := s.only()
+		n.mu.Lock()
+		defer n.mu.Unlock()
 		for _, u := range append([]string{quitter}, stayers...) {
-			if s.pending[s.channel(u)] == nil {
+			if n.pending[s.channel(u)] == nil {
 				return false
 			}
 		}
@@ -355,14 +357,15 @@ func TestUnconfirmedBatchIsSentAgain(t *testing.T) {
 		done <- err
 	}()
 	sent := func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.pending[s.channel(u)] != nil
+		n := s.only()
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.pending[s.channel(u)] != nil
 	}
 	waitFor(t, "the SUBSCRIBE to be sent", sent)
 	// As the reader does when the connection fails: go-redis has a new
 	// one by then, and this SUBSCRIBE may never have reached Redis.
-	s.markLost(errors.New("test: connection lost"))
+	s.only().markLost(errors.New("test: connection lost"))
 	waitFor(t, "the SUBSCRIBE to be sent again", sent)
 	srv.Resume()
 	resumed = true
@@ -396,9 +399,10 @@ func TestCloseAnswersWaitingFollow(t *testing.T) {
 		done <- err
 	}()
 	waitFor(t, "the SUBSCRIBE to be sent", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.pending[s.channel(u)] != nil
+		n := s.only()
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.pending[s.channel(u)] != nil
 	})
 	_ = s.Close()
 	if err := <-done; err == nil {
@@ -460,9 +464,7 @@ func waitNotified(t *testing.T, s *Store, rec *storetest.Recorder, raw *redis.Cl
 func waitNoPending(t *testing.T, s *Store) {
 	t.Helper()
 	waitFor(t, "no pending subscriptions", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return len(s.pending) == 0
+		return s.only().pendingCount() == 0
 	})
 }
 

@@ -93,9 +93,7 @@ func benchFollow(b *testing.B, n int) {
 		}
 		done.Wait()
 		waitFor(b, "unsubscribe confirmations", func() bool {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return len(s.pending) == 0
+			return s.only().pendingCount() == 0
 		})
 		b.StartTimer()
 	}

@@ -112,7 +112,7 @@ func TestFrozenRedisIsNoticed(t *testing.T) {
 	if err := s.Ping(pctx); !errors.Is(err, routing.ErrUnavailable) {
 		t.Errorf("Ping while frozen: %v; want ErrUnavailable", err)
 	}
-	waitFor(t, "the Pub/Sub connection to be given up", func() bool { return s.lossCount() > 0 })
+	waitFor(t, "the Pub/Sub connection to be given up", func() bool { return s.only().lossCount() > 0 })
 	srv.Resume()
 
 	waitFor(t, "Resync", func() bool { return rec.Resyncs() > 0 })
@@ -135,7 +135,7 @@ func TestIdleConnectionIsKept(t *testing.T) {
 	}
 	raw := rawClient(t, srv)
 	waitFor(t, "five health pings", func() bool { return pingCalls(t, raw) >= 5 })
-	if n := s.lossCount(); n != 0 || rec.Resyncs() != 0 {
+	if n := s.only().lossCount(); n != 0 || rec.Resyncs() != 0 {
 		t.Errorf("idle connection replaced %d times, %d resyncs", n, rec.Resyncs())
 	}
 	xadd(t, raw, s, u)
@@ -153,11 +153,4 @@ func pingCalls(t *testing.T, raw *redis.Client) int {
 	digits, _, _ := strings.Cut(rest, ",")
 	n, _ := strconv.Atoi(digits)
 	return n
-}
-
-// lossCount is how often the Pub/Sub connection failed.
-func (s *Store) lossCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.losses
 }

@@ -36,6 +36,12 @@ type request struct {
 	// mark is the Follow's own value in s.followed, telling it apart from
 	// other Follows of the same user.
 	mark any
+	// node is the node whose batcher sends it.
+	node *node
+	// move marks a request that moves a followed user from one node to
+	// another: its UNSUBSCRIBE is sent although the user is followed, and
+	// a failed SUBSCRIBE leaves the user followed, to be placed again.
+	move bool
 	done chan struct{} // closed once answered; nil when nobody waits
 	next *request      // in a pending stack (see push)
 
@@ -69,6 +75,12 @@ func (s *Store) userOf(channel string) (string, bool) {
 	return strings.CutSuffix(rest, "}")
 }
 
+// follow is the value s.followed holds for a followed user: the mark of
+// the Follow that made it so, and where its subscription lives.
+type follow struct {
+	node *node // under s.mu; nil while it waits to be placed again
+}
+
 // Follow subscribes to user's keyspace channel, waits until Redis confirms
 // it, and only then reads the newest id: an entry added after that read is
 // published to a channel already subscribed, so it is notified.
@@ -81,9 +93,14 @@ func (s *Store) Follow(ctx context.Context, user string) (notice.ID, error) {
 	if err := ctx.Err(); err != nil {
 		return notice.Zero, s.fail("follow", err)
 	}
-	r := &request{user: user, follow: true, mark: s.gen.Add(1), done: make(chan struct{})}
-	s.followed.Store(user, r.mark)
-	s.push(&s.incoming, r)
+	n, err := s.nodeFor(user)
+	if err != nil {
+		return notice.Zero, err
+	}
+	f := &follow{node: n}
+	r := &request{user: user, follow: true, mark: f, node: n, done: make(chan struct{})}
+	s.followed.Store(user, f)
+	n.push(&n.incoming, r)
 
 	var why error
 	select {
@@ -107,22 +124,32 @@ func (s *Store) Follow(ctx context.Context, user string) (notice.ID, error) {
 // not reach Redis, the connection it was meant for is gone, and the
 // subscription with it: go-redis does not restore it.
 func (s *Store) Unfollow(ctx context.Context, user string) error {
-	s.followed.Delete(user)
-	r := &request{user: user, done: make(chan struct{})}
-	s.push(&s.incoming, r)
+	v, ok := s.followed.LoadAndDelete(user)
+	if !ok {
+		return nil
+	}
+	s.mu.Lock()
+	n := v.(*follow).node
+	s.mu.Unlock()
+	if n == nil {
+		return nil // between nodes: no subscription to end
+	}
+	r := &request{user: user, node: n, done: make(chan struct{})}
+	n.push(&n.incoming, r)
 	select {
 	case <-r.done:
 	case <-ctx.Done():
 		// Still queued: it is sent all the same.
 		return s.fail("unfollow: waiting to send UNSUBSCRIBE", ctx.Err())
 	case <-s.closing:
+	case <-n.closing:
 	}
 	return nil
 }
 
 // push adds r to stack, a list newest first that the batcher takes whole
 // (see takeAll), and wakes the batcher.
-func (s *Store) push(stack *atomic.Pointer[request], r *request) {
+func (n *node) push(stack *atomic.Pointer[request], r *request) {
 	for {
 		top := stack.Load()
 		r.next = top
@@ -131,7 +158,7 @@ func (s *Store) push(stack *atomic.Pointer[request], r *request) {
 		}
 	}
 	select {
-	case s.wake <- struct{}{}:
+	case n.wake <- struct{}{}:
 	default:
 	}
 }
@@ -152,7 +179,7 @@ func takeAll(stack *atomic.Pointer[request], dst []*request) []*request {
 // same user has already taken over.
 func (s *Store) forget(r *request) {
 	if s.followed.CompareAndDelete(r.user, r.mark) {
-		s.push(&s.incoming, &request{user: r.user})
+		r.node.push(&r.node.incoming, &request{user: r.user, node: r.node})
 	}
 }
 
@@ -164,7 +191,10 @@ func (s *Store) answer(r *request, id notice.ID, err error) {
 		return
 	}
 	r.id, r.err = id, err
-	if err != nil && r.follow {
+	switch {
+	case err != nil && r.move:
+		s.unplace(r)
+	case err != nil && r.follow:
 		s.forget(r)
 	}
 	if r.done != nil {

@@ -143,8 +143,6 @@ func TestFollowConcurrently(t *testing.T) {
 	}
 	// Unsubscribe confirmations may still be on their way.
 	waitFor(t, "no pending subscriptions", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return len(s.pending) == 0
+		return s.only().pendingCount() == 0
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 const notifyParam = "notify-keyspace-events"
@@ -23,11 +25,12 @@ func missingFlags(have string) string {
 }
 
 // ensureNotifyFlags adds the flags noticed needs to those Redis already
-// has, never removing any. It runs at start and again whenever the Pub/Sub
-// connection comes back, since a restarted Redis forgets a CONFIG SET that
-// is not in its configuration file.
-func (s *Store) ensureNotifyFlags(ctx context.Context) error {
-	got, err := s.rdb.ConfigGet(ctx, notifyParam).Result()
+// has, never removing any, on the one node c talks to (configuration is per
+// node, not replicated). It runs at start, for each master found later, and
+// again whenever a Pub/Sub connection comes back, since a restarted Redis
+// forgets a CONFIG SET that is not in its configuration file.
+func (s *Store) ensureNotifyFlags(ctx context.Context, c redis.Cmdable) error {
+	got, err := c.ConfigGet(ctx, notifyParam).Result()
 	if err != nil {
 		if !isRefusal(err) {
 			return s.fail("read "+notifyParam, err)
@@ -45,7 +48,7 @@ func (s *Store) ensureNotifyFlags(ctx context.Context) error {
 		return nil
 	}
 	want := have + add
-	if err := s.rdb.ConfigSet(ctx, notifyParam, want).Err(); err != nil {
+	if err := c.ConfigSet(ctx, notifyParam, want).Err(); err != nil {
 		if !isRefusal(err) {
 			return s.fail("set "+notifyParam, err)
 		}

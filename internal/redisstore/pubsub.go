@@ -13,9 +13,9 @@ import (
 // readPubSub is the one goroutine that receives from the Pub/Sub
 // connection: notifications, confirmations, and the failures that tell it
 // the connection was replaced.
-func (s *Store) readPubSub() {
-	defer close(s.readerEnd)
-	ctx, cancel := s.untilClose()
+func (n *node) readPubSub() {
+	defer close(n.readerEnd)
+	ctx, cancel := n.untilClose()
 	defer cancel()
 	pinged := false
 	backoff := retry.New(10*time.Millisecond, time.Second)
@@ -27,32 +27,32 @@ func (s *Store) readPubSub() {
 			// passing as a broken connection and replaces it: what an
 			// unanswered PING calls for (a frozen server keeps its sockets
 			// open, so nothing else would show it).
-			rctx, rcancel := context.WithTimeout(ctx, s.healthEvery)
-			msg, err = s.ps.Receive(rctx)
+			rctx, rcancel := context.WithTimeout(ctx, n.s.healthEvery)
+			msg, err = n.ps.Receive(rctx)
 			rcancel()
 		} else {
 			// A timeout passed this way leaves the connection be. No
 			// context deadline here: it would cost a timer per message on
 			// the busiest path there is, and a reconnection's dial is
 			// bounded by go-redis' own dial timeout.
-			msg, err = s.ps.ReceiveTimeout(ctx, s.healthEvery)
+			msg, err = n.ps.ReceiveTimeout(ctx, n.s.healthEvery)
 		}
 		select {
-		case <-s.closing:
-			return // the error, if any, is Close's doing
+		case <-n.closing:
+			return // the error, if any, is close's doing
 		default:
 		}
 		if err != nil {
 			if !pinged && isTimeout(err) {
-				if perr := s.ps.Ping(ctx); perr != nil {
-					s.markLost(perr)
+				if perr := n.ps.Ping(ctx); perr != nil {
+					n.markLost(perr)
 				} else {
 					pinged = true
 				}
 				continue
 			}
 			pinged = false
-			s.markLost(err)
+			n.markLost(err)
 			if !backoff.Wait(ctx.Done()) {
 				return
 			}
@@ -60,33 +60,34 @@ func (s *Store) readPubSub() {
 		}
 		pinged = false
 		backoff.Reset()
-		if s.takeLost() {
-			s.recover(ctx)
+		if n.takeLost() {
+			n.recover(ctx)
 		}
-		s.dispatch(msg)
+		n.dispatch(msg)
 	}
 }
 
 // markLost notes that the Pub/Sub connection failed. Confirmations still
 // awaited will not come from the connection that replaces it: their
 // batches are sent again.
-func (s *Store) markLost(err error) {
-	s.mu.Lock()
-	first := !s.lost
-	s.lost = true
-	s.losses++
-	s.retryPendingLocked()
-	s.mu.Unlock()
+func (n *node) markLost(err error) {
+	n.mu.Lock()
+	first := !n.lost
+	n.lost = true
+	n.losses++
+	n.retryPendingLocked()
+	n.mu.Unlock()
 	if first {
-		s.log.Warn("redis Pub/Sub connection lost; reconnecting", "err", err)
+		n.s.log.Warn("redis Pub/Sub connection lost; reconnecting", "node", n.addr, "err", err)
+		n.s.kick() // the node may be gone for good: look at the topology
 	}
 }
 
-func (s *Store) takeLost() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lost := s.lost
-	s.lost = false
+func (n *node) takeLost() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	lost := n.lost
+	n.lost = false
 	return lost
 }
 
@@ -100,21 +101,21 @@ func (s *Store) takeLost() bool {
 //
 // A batch sent between the failure and now may have gone to either
 // connection; it is sent again rather than guessed about.
-func (s *Store) recover(ctx context.Context) {
-	s.mu.Lock()
-	s.retryPendingLocked()
-	s.mu.Unlock()
+func (n *node) recover(ctx context.Context) {
+	n.mu.Lock()
+	n.retryPendingLocked()
+	n.mu.Unlock()
 
 	backoff := retry.New(10*time.Millisecond, time.Second)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := s.ensureNotifyFlags(cctx)
+		err := n.s.ensureNotifyFlags(cctx, n.client)
 		cancel()
 		if err == nil {
 			break
 		}
 		if errors.Is(err, ErrNotifyConfig) {
-			s.log.Error("cannot turn Redis keyspace notifications on again; followed streams get no live events", "err", err)
+			n.s.log.Error("cannot turn Redis keyspace notifications on again; followed streams get no live events", "err", err)
 			break
 		}
 		if !backoff.Wait(ctx.Done()) {
@@ -122,36 +123,26 @@ func (s *Store) recover(ctx context.Context) {
 		}
 	}
 
-	s.mu.Lock()
-	n := s.notifier
-	s.mu.Unlock()
-	if n != nil {
-		n.Resync()
-	}
-	s.log.Info("redis Pub/Sub connection is back; followed streams are read again")
+	n.s.resyncNode(n)
+	n.s.log.Info("redis Pub/Sub connection is back; followed streams are read again", "node", n.addr)
 }
 
-func (s *Store) dispatch(msg any) {
+func (n *node) dispatch(msg any) {
 	switch m := msg.(type) {
 	case *redis.Subscription:
-		s.confirm(m.Kind, m.Channel)
+		n.confirm(m.Kind, m.Channel)
 	case *redis.Message:
 		if !addsEntries(m.Payload) {
 			return
 		}
-		user, ok := s.userOf(m.Channel)
+		user, ok := n.s.userOf(m.Channel)
 		if !ok {
 			return
 		}
-		if !s.isFollowed(user) {
+		if !n.s.isFollowed(user) {
 			return
 		}
-		s.mu.Lock()
-		n := s.notifier
-		s.mu.Unlock()
-		if n != nil {
-			n.Changed(user)
-		}
+		n.s.changed(user)
 	}
 }
 

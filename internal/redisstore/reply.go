@@ -11,26 +11,35 @@ import (
 // its typed stream commands: XMessage.Values is a map, which loses the
 // field order an entry without a data field is delivered in.
 
-// appendEntries appends the entries of an XRANGE reply to dst. fields is
-// scratch space for one entry's fields, handed back for the next call:
-// notice.FromFields keeps none of it.
-func appendEntries(dst []notice.Entry, fields []string, v any) ([]notice.Entry, []string, error) {
+// appendEntries appends the entries of an XRANGE reply to dst, and returns
+// the highest id that loss markers among them name (zero if none); the
+// markers themselves are not entries. fields is scratch space for one
+// entry's fields, handed back for the next call: notice.FromFields keeps
+// none of it.
+func appendEntries(dst []notice.Entry, fields []string, v any) ([]notice.Entry, []string, notice.ID, error) {
+	var lost notice.ID
 	items, ok := v.([]any)
 	if !ok {
 		if v == nil {
-			return dst, fields, nil
+			return dst, fields, lost, nil
 		}
-		return dst, fields, fmt.Errorf("redisstore: range reply is %T, not an array", v)
+		return dst, fields, lost, fmt.Errorf("redisstore: range reply is %T, not an array", v)
 	}
 	for _, it := range items {
 		var id notice.ID
 		var err error
 		if id, fields, err = parseEntry(it, fields[:0]); err != nil {
-			return dst, fields, err
+			return dst, fields, lost, err
+		}
+		if len(fields) == 2 && fields[0] == lostField {
+			if x, err := notice.ParseID(fields[1]); err == nil && lost.Less(x) {
+				lost = x
+			}
+			continue
 		}
 		dst = append(dst, notice.FromFields(id, fields))
 	}
-	return dst, fields, nil
+	return dst, fields, lost, nil
 }
 
 // newestID reads an XREVRANGE … COUNT 1 reply: the id of its one entry, or

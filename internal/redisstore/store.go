@@ -13,7 +13,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,6 +48,11 @@ type Options struct {
 	TTL time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Replicas is how many replicas must hold an appended entry before
+	// Append returns (WAIT); fewer within ReplicasTimeout (default 1s)
+	// fails the Append with ErrNotReplicated. Zero: the master's word.
+	Replicas        int
+	ReplicasTimeout time.Duration
 
 	// healthEvery overrides defaultHealthEvery in tests.
 	healthEvery time.Duration
@@ -56,40 +60,43 @@ type Options struct {
 
 // Store is the Redis backend of routing.Store.
 type Store struct {
-	rdb    *redis.Client
-	ps     *redis.PubSub
+	rdb    redis.UniversalClient
+	url    parsedURL
 	log    *slog.Logger
 	prefix string
 	maxLen int64
 	ttl    time.Duration
+	// replicas and replicasWait are Options.Replicas and ReplicasTimeout.
+	replicas     int
+	replicasWait time.Duration
 	// chanPrefix is what a followed stream's keyspace channel starts
 	// with: "__keyspace@<db>__:" + prefix + "{".
 	chanPrefix  string
 	healthEvery time.Duration
 
-	// Follow and Unfollow requests on their way to the batcher, and
-	// Follows to send again because their connection was replaced.
-	incoming atomic.Pointer[request]
-	retried  atomic.Pointer[request]
-	wake     chan struct{}
-	// followed holds, for each followed user, the mark of the Follow that
-	// made it so: a Follow that gives up undoes only its own.
+	// followed holds, for each followed user, the *follow of the Follow
+	// that made it so (a Follow that gives up undoes only its own), which
+	// also says on which node its subscription lives.
 	followed sync.Map
-	gen      atomic.Uint64
 
 	appends appender
 
 	mu       sync.Mutex
 	notifier routing.Notifier
-	pending  map[string]*pendingOp // by channel: the oldest unconfirmed
-	lost     bool                  // the Pub/Sub connection failed since it last delivered
-	losses   int                   // how often it did, for tests
+	// nodes are the masters by address, and former masters that still
+	// hold subscriptions; see topology.go.
+	nodes  map[string]*node
+	master string   // single and Sentinel: the master's address
+	slots  []string // Cluster: the master's address for each slot
 
-	closing    chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
-	readerEnd  chan struct{}
-	batcherEnd chan struct{}
+	sentinels []*redis.SentinelClient
+	watchers  []*redis.PubSub // +switch-master on each sentinel
+	kickc     chan struct{}
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	topoEnd   chan struct{}
 }
 
 var _ routing.Store = (*Store)(nil)
@@ -99,46 +106,33 @@ var _ routing.Store = (*Store)(nil)
 var ErrNotifyConfig = errors.New("redis keyspace notifications are not enabled")
 
 // New connects to Redis, turns on the keyspace notifications it needs
-// (adding to those already set) and starts the Pub/Sub reader. A Redis that
-// cannot be reached gives an error wrapping routing.ErrUnavailable; one
-// that refuses CONFIG gives ErrNotifyConfig, naming the configuration line
-// to add.
+// (adding to those already set) at every master, and starts the Pub/Sub
+// readers. A Redis that cannot be reached gives an error wrapping
+// routing.ErrUnavailable; one that refuses CONFIG gives ErrNotifyConfig,
+// naming the configuration line to add; a malformed URL gives ErrBadURL,
+// naming the part that is wrong.
 func New(ctx context.Context, o Options) (*Store, error) {
-	opt, err := redis.ParseURL(o.URL)
+	u, err := parseURL(o.URL)
 	if err != nil {
-		// The URL may hold a password: the parse error does not repeat it.
-		return nil, fmt.Errorf("redisstore: bad Redis URL: %w", err)
-	}
-	// Deadlines of callers' contexts bound their Redis calls, so Ping and
-	// /readyz answer in time when Redis hangs.
-	opt.ContextTimeoutEnabled = true
-	// A retried XADD whose reply was lost would append twice; callers retry
-	// on ErrUnavailable themselves. A URL may still set max_retries.
-	if opt.MaxRetries == 0 {
-		opt.MaxRetries = -1
+		return nil, fmt.Errorf("redisstore: %w", err)
 	}
 	// RESP2 unless the URL asks (protocol=3): under RESP3 go-redis peeks
 	// every connection for push messages before each command, a read system
 	// call per round trip (docs/benchmarks.md). Nothing here uses RESP3.
-	if !strings.Contains(o.URL, "protocol=") {
-		opt.Protocol = 2
-	}
-	// Maintenance hand-offs (Redis Enterprise) could swap the Pub/Sub
-	// connection without an error the reader sees, which would skip Resync.
-	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-
+	resp2 := !strings.Contains(o.URL, "protocol=")
 	s := &Store{
-		rdb:         redis.NewClient(opt),
-		log:         o.Logger,
-		prefix:      o.Prefix,
-		maxLen:      o.MaxLen,
-		ttl:         o.TTL,
-		healthEvery: o.healthEvery,
-		wake:        make(chan struct{}, 1),
-		pending:     make(map[string]*pendingOp),
-		closing:     make(chan struct{}),
-		readerEnd:   make(chan struct{}),
-		batcherEnd:  make(chan struct{}),
+		url:          u,
+		log:          o.Logger,
+		prefix:       o.Prefix,
+		maxLen:       o.MaxLen,
+		ttl:          o.TTL,
+		healthEvery:  o.healthEvery,
+		replicas:     o.Replicas,
+		replicasWait: o.ReplicasTimeout,
+		nodes:        make(map[string]*node),
+		kickc:        make(chan struct{}, 1),
+		closing:      make(chan struct{}),
+		topoEnd:      make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -155,54 +149,162 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	if s.healthEvery <= 0 {
 		s.healthEvery = defaultHealthEvery
 	}
-	s.chanPrefix = fmt.Sprintf("__keyspace@%d__:%s{", opt.DB, s.prefix)
-
-	if err := s.ensureNotifyFlags(ctx); err != nil {
-		_ = s.rdb.Close()
+	if s.replicasWait <= 0 {
+		s.replicasWait = time.Second
+	}
+	// Deadlines of callers' contexts bound their Redis calls, so Ping and
+	// /readyz answer in time when Redis hangs. A retried XADD whose reply
+	// was lost would append twice; callers retry on ErrUnavailable
+	// themselves, and a URL may still set max_retries. Maintenance
+	// hand-offs (Redis Enterprise) could swap the Pub/Sub connection
+	// without an error the reader sees, which would skip the resync.
+	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	db := 0
+	switch u.kind {
+	case single:
+		opt := u.single
+		opt.ContextTimeoutEnabled = true
+		if opt.MaxRetries == 0 {
+			opt.MaxRetries = -1
+		}
+		if resp2 {
+			opt.Protocol = 2
+		}
+		opt.MaintNotificationsConfig = noMaint
+		db = opt.DB
+		c := redis.NewClient(opt)
+		s.rdb = c
+		s.chanPrefix = fmt.Sprintf("__keyspace@%d__:%s{", db, s.prefix)
+		if err := s.ensureNotifyFlags(ctx, c); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		s.master = opt.Addr
+		s.nodes[opt.Addr] = s.startNode(opt.Addr, c, false)
+		close(s.topoEnd) // one node: no topology to watch
+		return s, nil
+	case sentinel:
+		opt := u.failover
+		opt.ContextTimeoutEnabled = true
+		if opt.MaxRetries == 0 {
+			opt.MaxRetries = -1
+		}
+		if resp2 {
+			opt.Protocol = 2
+		}
+		db = opt.DB
+		s.rdb = redis.NewFailoverClient(opt)
+		for _, addr := range opt.SentinelAddrs {
+			s.sentinels = append(s.sentinels, redis.NewSentinelClient(&redis.Options{
+				Addr: addr, Username: opt.SentinelUsername, Password: opt.SentinelPassword,
+				TLSConfig: opt.TLSConfig, DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout,
+				WriteTimeout: opt.WriteTimeout, MaxRetries: -1, Protocol: 2, ContextTimeoutEnabled: true,
+			}))
+		}
+	case cluster:
+		opt := u.cluster
+		opt.ContextTimeoutEnabled = true
+		if opt.MaxRetries == 0 {
+			opt.MaxRetries = -1
+		}
+		if resp2 {
+			opt.Protocol = 2
+		}
+		opt.MaintNotificationsConfig = noMaint
+		c := redis.NewClusterClient(opt)
+		// A MOVED or ASK reply means a slot moved: its followed users must
+		// follow it (topology.go).
+		c.OnNewNode(func(n *redis.Client) { n.AddHook(movedHook{s}) })
+		s.rdb = c
+	}
+	s.chanPrefix = fmt.Sprintf("__keyspace@%d__:%s{", db, s.prefix)
+	if err := s.refresh(ctx); err != nil {
+		s.closeAll()
 		return nil, err
 	}
-	s.ps = s.rdb.Subscribe(context.Background()) // no channel yet: no connection either
-	go s.readPubSub()
-	go s.runBatcher()
+	for _, sc := range s.sentinels {
+		// Each sentinel announces a failover on +switch-master; the
+		// periodic look at the topology catches one a dead sentinel missed.
+		ps := sc.Subscribe(context.Background(), "+switch-master")
+		s.watchers = append(s.watchers, ps)
+		go func() {
+			for range ps.Channel() {
+				s.kick()
+			}
+		}()
+	}
+	go s.watchTopology()
 	return s, nil
 }
 
 // key is the stream key of user; the braces make user the Cluster hash tag.
 func (s *Store) key(user string) string { return s.prefix + "{" + user + "}" }
 
-// Ping reports whether Redis answers now.
+// Ping reports whether Redis answers now: the master (in a Cluster, every
+// master) answers PING and every Pub/Sub connection is up. The error names
+// each node that is not.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.fail("ping", s.rdb.Ping(ctx).Err())
+	var errs []error
+	if c, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err := c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			if err := n.Ping(ctx).Err(); err != nil {
+				mu.Lock()
+				errs = append(errs, s.fail("redis node "+n.Options().Addr+" does not answer", err))
+				mu.Unlock()
+			}
+			return nil
+		})
+		if err != nil {
+			return s.fail("ping: cluster state", err)
+		}
+	} else if err := s.rdb.Ping(ctx).Err(); err != nil {
+		s.mu.Lock()
+		master := s.master
+		s.mu.Unlock()
+		errs = append(errs, s.fail("redis master "+master+" does not answer", err))
+	}
+	for _, st := range s.NodeStatus() {
+		if !st.PubSubUp {
+			errs = append(errs, fmt.Errorf("redisstore: Pub/Sub connection to redis node %s is down: %w", st.Addr, routing.ErrUnavailable))
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// Close stops the Pub/Sub reader and the batcher, and closes both
-// connections' pools. A Follow or Unfollow still waiting returns.
+// Close stops the Pub/Sub readers and the batchers, and closes every
+// connection pool. A Follow or Unfollow still waiting returns.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
-		psErr := s.ps.Close()
-		<-s.readerEnd
-		<-s.batcherEnd
-		s.closeErr = errors.Join(psErr, s.rdb.Close())
+		<-s.topoEnd
+		s.closeErr = s.closeAll()
 	})
 	return s.closeErr
 }
 
+// closeAll closes what New opened.
+func (s *Store) closeAll() error {
+	var errs []error
+	for _, ps := range s.watchers {
+		errs = append(errs, ps.Close())
+	}
+	for _, sc := range s.sentinels {
+		errs = append(errs, sc.Close())
+	}
+	s.mu.Lock()
+	nodes := s.nodes
+	s.nodes = map[string]*node{}
+	s.mu.Unlock()
+	for _, n := range nodes {
+		errs = append(errs, n.close())
+	}
+	errs = append(errs, s.rdb.Close())
+	return errors.Join(errs...)
+}
+
 // errClosed answers a Follow or Unfollow that Close cut short.
 var errClosed = errors.New("redisstore: store closed")
-
-// untilClose returns a context that ends when Close is called.
-func (s *Store) untilClose() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-s.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
-}
 
 // fail turns a go-redis error into one a caller can act on: everything
 // that means Redis cannot be reached or cannot serve right now wraps
@@ -226,7 +328,7 @@ func isRefusal(err error) bool {
 	}
 	transient := redis.IsLoadingError(err) || redis.IsMasterDownError(err) ||
 		redis.IsClusterDownError(err) || redis.IsTryAgainError(err) ||
-		redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err) ||
+		redis.IsReadOnlyError(err) || redis.IsMaxClientsError(err) || isRedirect(err) ||
 		redis.HasErrorPrefix(err, "BUSY")
 	return !transient
 }

@@ -44,6 +44,13 @@ type Server struct {
 // where it is skipped.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
+	return startIn(t, t.TempDir(), nil, args...)
+}
+
+// startIn starts redis-server in dir with pre before the generated options
+// (a configuration file must come first) and args after them.
+func startIn(t testing.TB, dir string, pre []string, args ...string) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		const msg = "redis-server not found: apt-get install redis-server"
@@ -52,7 +59,6 @@ func Start(t testing.TB, args ...string) *Server {
 		}
 		t.Fatal(msg)
 	}
-	dir := t.TempDir()
 	// A port picked here may be taken by someone else before redis-server
 	// binds it; a server that exits at once is retried on another port.
 	var lastErr error
@@ -62,13 +68,13 @@ func Start(t testing.TB, args ...string) *Server {
 			t.Fatalf("redistest: %v", err)
 		}
 		s := &Server{t: t, bin: bin, port: port}
-		s.args = append([]string{
+		s.args = append(append(append([]string{}, pre...),
 			"--port", strconv.Itoa(port),
 			"--bind", "127.0.0.1",
 			"--save", "",
 			"--appendonly", "no",
 			"--dir", dir,
-		}, args...)
+		), args...)
 		if lastErr = s.start(); lastErr == nil {
 			t.Cleanup(s.Kill)
 			return s
@@ -145,6 +151,9 @@ func Ping(addr string) error {
 	return nil
 }
 
+// Port is the TCP port the server listens on.
+func (s *Server) Port() int { return s.port }
+
 // Addr is host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
@@ -154,6 +163,22 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 // Kill sends SIGKILL and waits for the process to exit: no shutdown save,
 // connections drop at once.
 func (s *Server) Kill() { s.signalAndWait(syscall.SIGKILL) }
+
+// Running reports whether the process has been started and not exited.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
 
 // Stop sends SIGTERM and waits for a clean shutdown.
 func (s *Server) Stop() { s.signalAndWait(syscall.SIGTERM) }
@@ -183,6 +208,20 @@ func (s *Server) signalAndWait(sig syscall.Signal) {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
+	if err := s.start(); err != nil {
+		s.t.Fatalf("redistest: restart: %v", err)
+	}
+}
+
+// RestartWith restarts the server with args added to those it had (later
+// settings win), for instance "--replicaof", host, port to bring a dead
+// master back as a replica.
+func (s *Server) RestartWith(args ...string) {
+	s.t.Helper()
+	s.Stop()
+	s.mu.Lock()
+	s.args = append(s.args, args...)
+	s.mu.Unlock()
 	if err := s.start(); err != nil {
 		s.t.Fatalf("redistest: restart: %v", err)
 	}

@@ -149,6 +149,17 @@ func (h *Hub) Changed(name string) {
 	h.poke()
 }
 
+// Recheck marks user to be read again from its cursor, with a gap check.
+func (h *Hub) Recheck(name string) {
+	h.mu.Lock()
+	if u := h.users[name]; u != nil && u.state == ready {
+		h.dirty[name] = struct{}{}
+		u.recheck = true
+	}
+	h.mu.Unlock()
+	h.poke()
+}
+
 // Resync marks every followed user to be read again from its cursor.
 func (h *Hub) Resync() {
 	h.mu.Lock()

@@ -75,7 +75,7 @@ func (h *Hub) takeDirty() []Cursor {
 		if u == nil || u.state != ready {
 			continue
 		}
-		cursors = append(cursors, Cursor{User: name, After: u.cursor, Count: readBatch, CheckGap: u.recheck})
+		cursors = append(cursors, Cursor{User: name, After: u.cursor, Count: readBatch, CheckGap: u.recheck, Delivered: true})
 		u.recheck = false
 		if len(cursors) == maxUsersPerRead {
 			break

@@ -50,6 +50,10 @@ type Notifier interface {
 	// Resync says the store may have missed notifications (its connection
 	// dropped and came back): every followed user must be read again.
 	Resync()
+	// Recheck says the store may have missed notifications for user, or
+	// lost entries of it (its subscription moved to another Redis node):
+	// read it again, asking whether entries above its cursor were lost.
+	Recheck(user string)
 }
 
 // Message is one entry to append.
@@ -65,6 +69,12 @@ type Cursor struct {
 	After    notice.ID
 	Count    int
 	CheckGap bool
+	// Delivered says After is an id this reader got from the store itself
+	// (never one a client sent). When a gap check finds the stream no
+	// longer reaches it (Ahead: a failover lost entries this reader had
+	// read), a store that can records the loss in the stream, so that
+	// every other reader still below After is told of a gap.
+	Delivered bool
 }
 
 // Batch answers one Cursor.

@@ -266,6 +266,9 @@ func (r *Recorder) Changed(user string) {
 	r.mu.Unlock()
 }
 
+// Recheck counts as a notification for user.
+func (r *Recorder) Recheck(user string) { r.Changed(user) }
+
 // Resync counts a resync.
 func (r *Recorder) Resync() {
 	r.mu.Lock()

@@ -1,0 +1,41 @@
+package redisstore
+
+import (
+	"testing"
+
+	"github.com/noticed/noticed/internal/redistest"
+	"github.com/noticed/noticed/internal/routing"
+	"github.com/noticed/noticed/internal/routing/storetest"
+)
+
+func TestConformanceSentinel(t *testing.T) {
+	t.Parallel()
+	set := redistest.StartSentinel(t)
+	storetest.Run(t, func(t *testing.T, o storetest.Options) routing.Store {
+		return newStore(t, Options{URL: set.URL(), MaxLen: o.MaxLen, TTL: o.TTL})
+	})
+}
+
+func TestConformanceCluster(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t)
+	for _, key := range []string{"a{}b", "x{y}{z}", "{}{a}", "notice:{é}", "plain"} {
+		v, err := redistest.Do(c.Nodes[0].Addr(), "CLUSTER", "KEYSLOT", key)
+		if err != nil || v != int64(keySlot(key)) {
+			t.Errorf("CLUSTER KEYSLOT %q = %v (%v); keySlot says %d", key, v, err, keySlot(key))
+		}
+	}
+	storetest.Run(t, func(t *testing.T, o storetest.Options) routing.Store {
+		return newStore(t, Options{URL: c.URL(), MaxLen: o.MaxLen, TTL: o.TTL})
+	})
+}
+
+func TestKeySlot(t *testing.T) {
+	t.Parallel()
+	// Values from the Redis Cluster specification and CLUSTER KEYSLOT.
+	for key, want := range map[string]int{"123456789": 12739, "foo": 12182, "{user1000}.following": 3443, "notice:{user1000}": 3443} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+}
