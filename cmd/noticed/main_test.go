@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -106,7 +107,8 @@ var listening = regexp.MustCompile(`"msg":"noticed listening","addr":"([^"]+)"`)
 func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), env...)
+	// A dev server keeps its secret in a file of the test's own.
+	cmd.Env = append(append(os.Environ(), "NOTICED_DEV_SECRET_FILE="+filepath.Join(t.TempDir(), "dev-secret")), env...)
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -168,6 +170,50 @@ func TestDevModeTokensWork(t *testing.T) {
 	}
 }
 
+// In dev mode `noticed token` mints a token for any user with the dev
+// server's secret, so the README's examples for users 42, 1 and 2 can be
+// watched arriving; the secret's file goes when the server stops.
+func TestDevModeMintsTokensForAnyUser(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "dev-secret")
+	env := []string{"NOTICED_DEV_SECRET_FILE=" + file}
+	p := start(t, env, "-addr", "127.0.0.1:0")
+	pub := p.stderr.waitLine(t, regexp.MustCompile(`curl -H 'Authorization: Bearer (.*)' -d user=alice`))
+	p.stderr.waitLine(t, regexp.MustCompile(`go run ./cmd/noticed token -sub 42`))
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("dev secret file: %v %v; want mode 0600", fi, err)
+	}
+	cmd := exec.Command(binary, "token", "-sub", "42")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("noticed token in dev mode: %v", err)
+	}
+	_, events := openStream(t, p.url, strings.TrimSpace(string(out)))
+	req, _ := http.NewRequest(http.MethodPost, p.url+"/notice", strings.NewReader("user=42&data=hi+42"))
+	req.Header.Set("Authorization", "Bearer "+pub[1])
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("publish: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if ev, err := events.Next(); err != nil || ev.Data != "hi 42" {
+		t.Fatalf("user 42 got %+v, %v", ev, err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = <-p.exited
+	p.exited <- err // start's cleanup waits for it too
+	if err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatalf("dev secret file after the server stopped: %v; want it gone", err)
+	}
+}
+
 func TestSIGTERMDrainsStreamsAndExitsZero(t *testing.T) {
 	t.Parallel()
 	const secret = "drain-test-secret-drain-test-secret"
@@ -224,7 +270,7 @@ func TestTokenCommand(t *testing.T) {
 	}
 
 	cmd = exec.Command(binary, "token", "-sub", "42")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "NOTICED_DEV_SECRET_FILE=" + filepath.Join(t.TempDir(), "none")}
 	out, err = cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "NOTICED_JWT_SECRET") {
 		t.Fatalf("without a secret: %v %q; want exit 2 naming NOTICED_JWT_SECRET", err, out)

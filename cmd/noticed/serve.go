@@ -60,6 +60,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	slog.SetDefault(log)
 
 	verifier, dev, err := newVerifier(&c, stderr, log)
+	defer dev.close()
 	if err != nil {
 		return err
 	}
@@ -293,9 +294,19 @@ func devPage(dev *devMode) func(chi.Router) {
 	return demo.Mount
 }
 
-// devMode holds the tokens printed when no key is configured.
+// devMode holds the tokens printed when no key is configured, and the file
+// the random secret was written to for `noticed token`.
 type devMode struct {
 	subscriber, publisher string
+	secretFile            string
+	removeSecret          func()
+}
+
+// close removes the dev secret's file.
+func (d *devMode) close() {
+	if d != nil && d.removeSecret != nil {
+		d.removeSecret()
+	}
 }
 
 func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier, *devMode, error) {
@@ -330,8 +341,13 @@ func newVerifier(c *Config, stderr io.Writer, log *slog.Logger) (*auth.Verifier,
 			return nil, nil, err
 		}
 		log.Warn("DEV MODE: no -jwt-secret or -jwt-key-file given; tokens are signed with a random secret that dies with this process. Do not run this in production.")
+		dev := &devMode{subscriber: sub, publisher: pub}
+		if dev.secretFile, dev.removeSecret, err = writeDevSecret(secret); err != nil {
+			// Only `noticed token` needs it; the printed tokens still work.
+			log.Warn("dev secret not written: `noticed token` cannot mint tokens for this server", "err", err)
+		}
 		v, err := auth.NewVerifier(cfg)
-		return v, &devMode{subscriber: sub, publisher: pub}, err
+		return v, dev, err
 	}
 	v, err := auth.NewVerifier(cfg)
 	if err != nil {
@@ -365,8 +381,19 @@ func (d *devMode) print(w io.Writer, addr net.Addr) {
    curl -N '%s/notice?token=%s'
  publish one (in another terminal):
    curl -H 'Authorization: Bearer %s' -d user=alice -d event=greeting -d data='hello alice' %s/notice
-%s
-`, bar, base, d.subscriber, d.publisher, d.subscriber, d.publisher, base, d.subscriber, d.publisher, base, bar)
+%s%s
+`, bar, base, d.subscriber, d.publisher, d.subscriber, d.publisher, base, d.subscriber, d.publisher, base, d.mintHint(), bar)
+}
+
+// mintHint tells how to get a token for another user, when the secret
+// could be kept for `noticed token`.
+func (d *devMode) mintHint() string {
+	if d.secretFile == "" {
+		return ""
+	}
+	return fmt.Sprintf(` a token for any other user (signed with this server's secret, kept in %s):
+   go run ./cmd/noticed token -sub 42
+`, d.secretFile)
 }
 
 // hostPort names the listen address the way a local client reaches it.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,10 +48,21 @@ func token(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-jwt-key-file %s: %w", c.JWTKeyFile, err)
 		}
 	case c.JWTSecret == "":
-		return fmt.Errorf("%w: no secret: set -jwt-secret or NOTICED_JWT_SECRET, or -jwt-key-file with an oct key (a server in dev mode prints ready tokens at start-up instead)", errUsage)
-	}
-	if err := checkSecret(c.JWTSecret); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		// No secret given: the dev server's, if one runs.
+		var err error
+		var path string
+		secret, path, err = readDevSecret()
+		if errors.Is(err, errNoDevSecret) {
+			return fmt.Errorf("%w: no secret: set -jwt-secret or NOTICED_JWT_SECRET, or -jwt-key-file with an oct key; or start noticed in dev mode first, whose secret this then uses", errUsage)
+		}
+		if err != nil {
+			return fmt.Errorf("dev secret %s: %w", path, err)
+		}
+		fmt.Fprintf(stderr, "noticed token: signed with the dev server's secret (%s); it works with that server only, until it stops\n", path)
+	default:
+		if err := checkSecret(c.JWTSecret); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
 	}
 	scopes := strings.FieldsFunc(*scope, func(r rune) bool { return r == ' ' || r == ',' })
 	tok, err := auth.SignWithKID(secret, kid, *sub, *ttl, scopes, c.JWTIssuer, c.JWTAudience)
