@@ -1,0 +1,124 @@
+package inbox
+
+import (
+	"context"
+	"slices"
+
+	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/routing"
+)
+
+// Store is what the inbox reads and writes: a routing.Store that has the
+// Backlog ability.
+type Store interface {
+	routing.Store
+	routing.Backlog
+}
+
+// page is how many entries one backward read takes.
+const page = 200
+
+// view is a user's stream as the inbox sees it at one moment.
+type view struct {
+	state  State
+	newest notice.ID // newest retained entry, marks included; zero: none
+	oldest notice.ID // oldest retained entry; zero: none
+}
+
+// Current returns user's read state as it is now.
+func Current(ctx context.Context, st Store, user string) (State, error) {
+	v, err := look(ctx, st, user)
+	return v.state, err
+}
+
+// look reads the newest entries back to the latest read mark, whose state
+// plus the entries after it give the state now. The mark's count stays
+// exact as long as nothing it counted has been trimmed since, which holds
+// when the oldest retained entry is not after its upTo; otherwise the
+// entries the mark counted are counted again, as far as they are retained.
+func look(ctx context.Context, st Store, user string) (view, error) {
+	var v view
+	before, after := notice.Last, 0
+	var mark *State
+	for mark == nil {
+		entries, err := st.ReadBack(ctx, user, before, page)
+		if err != nil {
+			return view{}, err
+		}
+		for _, e := range entries {
+			if v.newest.IsZero() {
+				v.newest = e.ID
+			}
+			before = e.ID
+			if s, ok := isMark(e); ok {
+				mark = &s
+				break
+			}
+			if e.Event != EventRead {
+				after++
+			}
+		}
+		if len(entries) < page {
+			break
+		}
+	}
+	if mark == nil {
+		v.state.Unread = after
+		if !v.newest.IsZero() {
+			v.oldest = before
+		}
+		return v, nil
+	}
+	batches, err := st.Read(ctx, []routing.Cursor{{User: user, After: notice.Zero, Count: 1}})
+	if err != nil {
+		return view{}, err
+	}
+	if len(batches[0].Entries) > 0 {
+		v.oldest = batches[0].Entries[0].ID
+	}
+	s := *mark
+	s.IDs = retained(s.IDs, v.oldest)
+	if s.Unread > 0 && s.UpTo.Less(v.oldest) {
+		// Some of what the mark counted may be gone: count what is left
+		// between its upTo and the mark.
+		n, err := countUnread(ctx, st, user, before, s)
+		if err != nil {
+			return view{}, err
+		}
+		s.Unread = n
+	}
+	s.Unread += after
+	v.state = s
+	return v, nil
+}
+
+// countUnread counts the unread notifications of s below before (and
+// after s.UpTo), reading back.
+func countUnread(ctx context.Context, st Store, user string, before notice.ID, s State) (int, error) {
+	n := 0
+	for {
+		entries, err := st.ReadBack(ctx, user, before, page)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range entries {
+			if !s.UpTo.Less(e.ID) {
+				return n, nil
+			}
+			before = e.ID
+			if e.Event != EventRead && !s.Read(e.ID) {
+				n++
+			}
+		}
+		if len(entries) < page {
+			return n, nil
+		}
+	}
+}
+
+// retained drops the ids below oldest: entries no longer kept need no
+// mark, and dropping them keeps a mark's size bounded by the stream's.
+func retained(ids []notice.ID, oldest notice.ID) []notice.ID {
+	i, _ := slices.BinarySearchFunc(ids, oldest, notice.ID.Compare)
+	return slices.Clip(ids[i:])
+}
