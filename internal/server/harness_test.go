@@ -162,8 +162,16 @@ type stream struct {
 	cancel  context.CancelFunc
 }
 
-// open starts a stream and waits for its status line.
+// open starts a stream and waits for its status line; the read state it
+// starts with is left out of its events.
 func (e *env) open(query string, header http.Header) (*http.Response, *stream) {
+	e.t.Helper()
+	return e.openStream(query, header, false)
+}
+
+// openStream is open; with readState the stream's first read state is
+// its first event.
+func (e *env) openStream(query string, header http.Header, readState bool) (*http.Response, *stream) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/notice?"+query, nil)
@@ -183,6 +191,7 @@ func (e *env) open(query string, header http.Header) (*http.Response, *stream) {
 	go func() {
 		r := sse.NewReader(resp.Body)
 		r.Comments = true
+		r.ReadState = readState
 		for {
 			ev, err := r.Next()
 			if err != nil {

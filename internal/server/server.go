@@ -103,6 +103,8 @@ func New(cfg Config) http.Handler {
 	}
 	r.With(s.sameOrigin).Get("/notice", s.subscribe)
 	r.With(s.sameOrigin).Post("/notice", s.publish)
+	r.With(s.sameOrigin).Get("/notice/history", s.history)
+	r.With(s.sameOrigin).Post("/notice/read", s.markRead)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	browser.Mount(r)

@@ -30,6 +30,7 @@ func (s *stream) begin(start notice.ID, startErr error, from notice.ID, replay b
 			s.end()
 			return false
 		}
+		s.appendReadState()
 		if !replay {
 			// The headers went out before the backend answered, so entries
 			// added since then are this stream's, though they may be older
@@ -47,6 +48,8 @@ func (s *stream) begin(start notice.ID, startErr error, from notice.ID, replay b
 				}
 			}
 		}
+	} else {
+		s.appendReadState()
 	}
 	s.lastSent = start
 	if replay {
