@@ -19,6 +19,7 @@ import (
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/memstore"
 	"github.com/noticed/noticed/internal/metrics"
+	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/server"
 	"github.com/noticed/noticed/internal/sse"
@@ -86,7 +87,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
+	pres := presence.NewLocal(store, "")
+	tracker := presence.NewTracker(pres, presence.Options{Logger: log})
+	go tracker.Run()
 	hub := routing.New(store, sse.AppendEntry, routing.Options{
+		Presence: tracker,
 		QueueLen: o.queueLen, MaxConnsPerUser: o.perUser, MaxConns: o.maxConns, Metrics: m, Logger: log,
 	})
 	go hub.Run()
@@ -100,6 +105,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	h := server.New(server.Config{
 		Verifier:    verifier,
 		Store:       store,
+		Presence:    pres,
 		Streams:     sse.NewHandler(hub, store, sse.Options{Heartbeat: o.heartbeat, Metrics: m, Logger: log, WriteTimeout: o.writeTimeout}),
 		Metrics:     m,
 		Gatherer:    reg,
@@ -122,6 +128,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	go func() { served <- l.Serve() }()
 	t.Cleanup(func() {
 		hub.Close()
+		tracker.Close(context.Background())
 		l.Close()
 		if err := <-served; err != http.ErrServerClosed {
 			t.Errorf("Serve: %v", err)
