@@ -27,8 +27,29 @@ type view struct {
 
 // Current returns user's read state as it is now.
 func Current(ctx context.Context, st Store, user string) (State, error) {
-	v, err := look(ctx, st, user)
+	v, err := look(ctx, st, user, notice.Last)
 	return v.state, err
+}
+
+// At returns user's read state as it was at the entry id at: the marks
+// and entries up to it. A stream that then replays the entries after at
+// brings it up to date as a client applies them (a mark sets the state,
+// each other entry is one more unread), so that nothing is counted twice.
+func At(ctx context.Context, st Store, user string, at notice.ID) (State, error) {
+	before := notice.Last
+	if at != notice.Last {
+		before = next(at)
+	}
+	v, err := look(ctx, st, user, before)
+	return v.state, err
+}
+
+// next returns the id just above id (id is not notice.Last).
+func next(id notice.ID) notice.ID {
+	if id.Seq < 1<<64-1 {
+		return notice.ID{Ms: id.Ms, Seq: id.Seq + 1}
+	}
+	return notice.ID{Ms: id.Ms + 1}
 }
 
 // look reads the newest entries back to the latest read mark, whose state
@@ -36,9 +57,10 @@ func Current(ctx context.Context, st Store, user string) (State, error) {
 // exact as long as nothing it counted has been trimmed since, which holds
 // when the oldest retained entry is not after its upTo; otherwise the
 // entries the mark counted are counted again, as far as they are retained.
-func look(ctx context.Context, st Store, user string) (view, error) {
+// Only entries below before are looked at (notice.Last: all).
+func look(ctx context.Context, st Store, user string, before notice.ID) (view, error) {
 	var v view
-	before, after := notice.Last, 0
+	after := 0
 	var mark *State
 	for mark == nil {
 		entries, err := st.ReadBack(ctx, user, before, page)

@@ -197,16 +197,28 @@ func TestReadStateOnStreams(t *testing.T) {
 	if ev := tab.next(t); ev.Type != "read" || ev.HasID || ev.Data != `{"upTo":"`+first+`","ids":["`+third+`"],"unread":1}` {
 		t.Errorf("a new tab's first block %+v", ev)
 	}
-	// A reconnect from before the first mark gets it again, in its place.
-	back := e.subscribe("jo", "lastEventId", first)
+	// A reconnect from before the first mark starts with the state at its
+	// last id, then gets the marks again in their place: a client that
+	// sets its badge on each read event and counts one more on each other
+	// event ends with the state as it is.
+	_, back := e.openStream(url.Values{"token": {token(t, "jo")}, "lastEventId": {first}}.Encode(), nil, true)
 	var got []string
-	for range 4 {
+	badge := -1
+	for range 5 {
 		ev := back.next(t)
-		got = append(got, ev.Type+" "+ev.ID)
+		got = append(got, ev.Type+" "+map[bool]string{true: ev.ID}[ev.HasID])
+		if ev.Type == "read" {
+			badge = stateOf(t, ev.Data).Unread
+		} else {
+			badge++
+		}
 	}
-	want := []string{"message " + second, "read " + markID, "message " + third, "read "}
-	if strings.Join(got[:3], ",") != strings.Join(want[:3], ",") || !strings.HasPrefix(got[3], "read ") {
-		t.Errorf("replay %v, want %v", got, want)
+	want := []string{"read ", "message " + second, "read " + markID, "message " + third}
+	if strings.Join(got[:4], ",") != strings.Join(want, ",") || !strings.HasPrefix(got[4], "read ") {
+		t.Errorf("replay %v, want %v then the single mark", got, want)
+	}
+	if badge != 1 {
+		t.Errorf("the reconnected client counts %d unread, want 1", badge)
 	}
 	// History leaves the marks out.
 	h := e.history("jo", "")

@@ -26,6 +26,34 @@ var inboxCases = []struct {
 	{"UnknownIDsRefused", testUnknownIDs},
 	{"UnreadWithTrimming", testUnreadWithTrimming},
 	{"ConcurrentMarksKeepBoth", testConcurrentMarks},
+	{"StateAtAnID", testStateAt},
+}
+
+func testStateAt(t *testing.T, newStore NewStore) {
+	s := backlog(t, newStore(t, Options{MaxLen: 1000, TTL: time.Hour}))
+	u := User(t)
+	ids := publish(t, s, u, 3)
+	mark(t, s, u, &ids[0])
+	markID := read1(t, s, routing.Cursor{User: u, After: ids[2], Count: 1}).Entries[0].ID
+	ids = append(ids, publish(t, s, u, 2)...)
+	tests := []struct {
+		name string
+		at   notice.ID
+		want inbox.State
+	}{
+		{"before anything", notice.Zero, inbox.State{}},
+		{"at the second", ids[1], inbox.State{Unread: 2}},
+		{"at the mark", markID, inbox.State{UpTo: ids[0], Unread: 2}},
+		{"at the newest", ids[4], inbox.State{UpTo: ids[0], Unread: 4}},
+		{"past the newest", notice.Last, inbox.State{UpTo: ids[0], Unread: 4}},
+	}
+	for _, tt := range tests {
+		got, err := inbox.At(ctx(t), s, u, tt.at)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		sameState(t, tt.name, got, tt.want)
+	}
 }
 
 func backlog(t *testing.T, s routing.Store) inbox.Store {
