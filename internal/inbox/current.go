@@ -15,8 +15,15 @@ type Store interface {
 	routing.Backlog
 }
 
-// page is how many entries one backward read takes.
-const page = 200
+// Backward reads start small and grow: most users' latest mark is a few
+// entries back, and a stream opening should not carry hundreds of
+// entries from Redis to find it.
+const (
+	firstPage = 16
+	page      = 256
+)
+
+func grow(n int) int { return min(n*4, page) }
 
 // view is a user's stream as the inbox sees it at one moment.
 type view struct {
@@ -62,8 +69,8 @@ func look(ctx context.Context, st Store, user string, before notice.ID) (view, e
 	var v view
 	after := 0
 	var mark *State
-	for mark == nil {
-		entries, err := st.ReadBack(ctx, user, before, page)
+	for size := firstPage; mark == nil; size = grow(size) {
+		entries, err := st.ReadBack(ctx, user, before, size)
 		if err != nil {
 			return view{}, err
 		}
@@ -80,7 +87,7 @@ func look(ctx context.Context, st Store, user string, before notice.ID) (view, e
 				after++
 			}
 		}
-		if len(entries) < page {
+		if len(entries) < size {
 			break
 		}
 	}
@@ -118,8 +125,8 @@ func look(ctx context.Context, st Store, user string, before notice.ID) (view, e
 // after s.UpTo), reading back.
 func countUnread(ctx context.Context, st Store, user string, before notice.ID, s State) (int, error) {
 	n := 0
-	for {
-		entries, err := st.ReadBack(ctx, user, before, page)
+	for size := firstPage; ; size = grow(size) {
+		entries, err := st.ReadBack(ctx, user, before, size)
 		if err != nil {
 			return 0, err
 		}
@@ -132,7 +139,7 @@ func countUnread(ctx context.Context, st Store, user string, before notice.ID, s
 				n++
 			}
 		}
-		if len(entries) < page {
+		if len(entries) < size {
 			return n, nil
 		}
 	}

@@ -30,8 +30,11 @@ func History(ctx context.Context, st Store, user string, before notice.ID, limit
 		return Page{}, err
 	}
 	p.Entries = []notice.Entry{}
+	// One more than asked tells whether there is a next page; marks
+	// among them make a second read.
+	size := min(limit+1, page)
 	for {
-		entries, err := st.ReadBack(ctx, user, before, page)
+		entries, err := st.ReadBack(ctx, user, before, size)
 		if err != nil {
 			return Page{}, err
 		}
@@ -46,7 +49,7 @@ func History(ctx context.Context, st Store, user string, before notice.ID, limit
 			}
 			p.Entries = append(p.Entries, e)
 		}
-		if len(entries) < page {
+		if len(entries) < size {
 			return p, nil
 		}
 	}

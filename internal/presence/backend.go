@@ -24,7 +24,13 @@ const DefaultKey = "noticed:presence"
 // offline (last stream anywhere closed, or lost with its instance).
 type Transition struct {
 	User  string
-	State string // Online or Offline
+	State string // Online or Offline; empty: no transition
+}
+
+// Count is how many streams of User one instance holds.
+type Count struct {
+	User    string
+	Streams int
 }
 
 // Info is one user's presence.
@@ -45,11 +51,13 @@ type Backend interface {
 	// Release ends instance's lease and registration, once its shares
 	// are all zero.
 	Release(ctx context.Context, instance string) error
-	// Set records that instance holds n streams of user and returns the
-	// user's transition, if this changed whether the user is online.
-	Set(ctx context.Context, instance, user string, n int, now time.Time) (Transition, bool, error)
-	// Announce appends t to the presence stream.
-	Announce(ctx context.Context, t Transition) error
+	// Set records that instance holds c.Streams streams of each c.User,
+	// in one round trip where the backend can, and returns each user's
+	// transition in order: State empty when whether the user is online
+	// did not change.
+	Set(ctx context.Context, instance string, counts []Count, now time.Time) ([]Transition, error)
+	// Announce appends ts to the presence stream, in order.
+	Announce(ctx context.Context, ts []Transition) error
 	// Lapsed returns instances whose lease ran out while they still hold
 	// shares, each claimed by the caller for ttl so that one instance
 	// alone takes a dead one's shares away.

@@ -41,10 +41,18 @@ func (l *Local) Lapsed(context.Context, string, time.Duration) ([]string, error)
 func (l *Local) Held(context.Context, string) ([]string, error) { return nil, nil }
 func (l *Local) Forget(context.Context, string) error           { return nil }
 
-// Set records user's count; there is one instance, so it is the total.
-func (l *Local) Set(_ context.Context, _ string, user string, n int, now time.Time) (Transition, bool, error) {
+// Set records users' counts; there is one instance, so they are totals.
+func (l *Local) Set(_ context.Context, _ string, counts []Count, now time.Time) ([]Transition, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	out := make([]Transition, len(counts))
+	for i, c := range counts {
+		out[i] = l.set(c.User, c.Streams, now)
+	}
+	return out, nil
+}
+
+func (l *Local) set(user string, n int, now time.Time) Transition {
 	before := l.counts[user]
 	if n == 0 {
 		delete(l.counts, user)
@@ -55,21 +63,25 @@ func (l *Local) Set(_ context.Context, _ string, user string, n int, now time.Ti
 	switch {
 	case before == 0 && n > 0:
 		l.since[user] = now
-		return Transition{User: user, State: Online}, true, nil
+		return Transition{User: user, State: Online}
 	case before > 0 && n == 0:
-		return Transition{User: user, State: Offline}, true, nil
+		return Transition{User: user, State: Offline}
 	}
-	return Transition{}, false, nil
+	return Transition{User: user}
 }
 
 // Announce appends {"user":…,"state":…}, the same object a Redis entry of
 // the presence stream is delivered as.
-func (l *Local) Announce(ctx context.Context, t Transition) error {
-	data, _ := json.Marshal(struct {
-		User  string `json:"user"`
-		State string `json:"state"`
-	}{t.User, t.State})
-	_, err := l.store.Append(ctx, []routing.Message{{User: l.key, Data: string(data)}})
+func (l *Local) Announce(ctx context.Context, ts []Transition) error {
+	msgs := make([]routing.Message, len(ts))
+	for i, t := range ts {
+		data, _ := json.Marshal(struct {
+			User  string `json:"user"`
+			State string `json:"state"`
+		}{t.User, t.State})
+		msgs[i] = routing.Message{User: l.key, Data: string(data)}
+	}
+	_, err := l.store.Append(ctx, msgs)
 	return err
 }
 

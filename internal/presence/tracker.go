@@ -199,34 +199,35 @@ func (t *Tracker) flush() {
 	}
 	clear(t.dirty)
 	t.mu.Unlock()
+	var counts []Count
+	t.mu.Lock()
+	for _, u := range users {
+		if n := t.want[u]; t.held[u] != n {
+			counts = append(counts, Count{User: u, Streams: n})
+		}
+	}
+	t.mu.Unlock()
 	ctx, cancel := t.call()
 	defer cancel()
-	for i, u := range users {
+	if len(counts) > 0 {
+		trs, err := t.b.Set(ctx, instance, counts, t.opts.Now())
 		t.mu.Lock()
-		n := t.want[u]
-		same := t.held[u] == n
-		t.mu.Unlock()
-		if same {
-			continue
-		}
-		tr, changed, err := t.b.Set(ctx, instance, u, n, t.opts.Now())
 		if err != nil {
-			t.log.Warn("presence: a count not written; retrying", "err", err)
-			t.mu.Lock()
-			for _, v := range users[i:] {
-				t.dirty[v] = struct{}{}
+			t.log.Warn("presence: counts not written; retrying", "err", err)
+			for _, c := range counts {
+				t.dirty[c.User] = struct{}{}
 			}
-			t.mu.Unlock()
-			break
-		}
-		t.mu.Lock()
-		if n == 0 {
-			delete(t.held, u)
 		} else {
-			t.held[u] = n
-		}
-		if changed {
-			t.pending = append(t.pending, tr)
+			for i, c := range counts {
+				if c.Streams == 0 {
+					delete(t.held, c.User)
+				} else {
+					t.held[c.User] = c.Streams
+				}
+				if trs[i].State != "" {
+					t.pending = append(t.pending, trs[i])
+				}
+			}
 		}
 		t.mu.Unlock()
 	}
@@ -238,14 +239,15 @@ func (t *Tracker) announce(ctx context.Context) {
 	pending := t.pending
 	t.pending = nil
 	t.mu.Unlock()
-	for i, tr := range pending {
-		if err := t.b.Announce(ctx, tr); err != nil {
-			t.log.Warn("presence: a transition not announced; retrying", "err", err)
-			t.mu.Lock()
-			t.pending = append(pending[i:len(pending):len(pending)], t.pending...)
-			t.mu.Unlock()
-			return
-		}
+	if len(pending) == 0 {
+		return
+	}
+	// Announce may have appended some before it failed: at least once.
+	if err := t.b.Announce(ctx, pending); err != nil {
+		t.log.Warn("presence: transitions not announced; retrying", "err", err)
+		t.mu.Lock()
+		t.pending = append(pending[:len(pending):len(pending)], t.pending...)
+		t.mu.Unlock()
 	}
 }
 
@@ -266,20 +268,21 @@ func (t *Tracker) reap() {
 			t.log.Warn("presence: a lapsed instance's users not read", "err", err)
 			continue
 		}
-		ok := true
-		for _, u := range users {
-			tr, changed, err := t.b.Set(ctx, d, u, 0, t.opts.Now())
-			if err != nil {
-				ok = false
-				break
-			}
-			if changed {
-				t.mu.Lock()
-				t.pending = append(t.pending, tr)
-				t.mu.Unlock()
-			}
+		counts := make([]Count, len(users))
+		for i, u := range users {
+			counts[i] = Count{User: u}
 		}
-		if ok {
+		trs, err := t.b.Set(ctx, d, counts, t.opts.Now())
+		if err != nil {
+			t.log.Warn("presence: a lapsed instance's streams not taken away", "err", err)
+		} else {
+			t.mu.Lock()
+			for _, tr := range trs {
+				if tr.State != "" {
+					t.pending = append(t.pending, tr)
+				}
+			}
+			t.mu.Unlock()
 			if err := t.b.Forget(ctx, d); err != nil {
 				t.log.Warn("presence: a lapsed instance not forgotten", "err", err)
 			}

@@ -87,37 +87,70 @@ func (p *Presence) Release(ctx context.Context, instance string) error {
 	return p.s.fail("presence release", err)
 }
 
-// Set writes instance's count of user. The instance's set of users is
-// added to before a count appears and taken from after it goes, so that
-// whoever reaps the instance finds every user it still counts.
-func (p *Presence) Set(ctx context.Context, instance, user string, n int, now time.Time) (presence.Transition, bool, error) {
-	rdb := p.s.rdb
-	if n > 0 {
-		if err := rdb.SAdd(ctx, presenceHeldPrefix+instance, user).Err(); err != nil {
-			return presence.Transition{}, false, p.s.fail("presence set", err)
+// Set writes instance's counts in one pipeline: the instance's set of
+// users gains every user with streams first and loses those without
+// after (whoever reaps the instance then finds every user it still
+// counts), with one script per user, on the user's key, between. The
+// script is idempotent (it sets a count), so a pipeline whose scripts
+// Redis no longer holds (restarted) is loaded and sent again whole.
+func (p *Presence) Set(ctx context.Context, instance string, counts []presence.Count, now time.Time) ([]presence.Transition, error) {
+	for try := 0; ; try++ {
+		out, err := p.set(ctx, instance, counts, now)
+		if err == nil || try > 0 || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return out, p.s.fail("presence set", err)
+		}
+		if err := setPresence.Load(ctx, p.s.rdb).Err(); err != nil {
+			return nil, p.s.fail("presence set", err)
 		}
 	}
-	v, err := setPresence.Run(ctx, rdb, []string{userKey(user)}, instance, n, now.UnixMilli()).Text()
-	if err != nil {
-		return presence.Transition{}, false, p.s.fail("presence set", err)
-	}
-	if n == 0 {
-		if err := rdb.SRem(ctx, presenceHeldPrefix+instance, user).Err(); err != nil {
-			return presence.Transition{}, false, p.s.fail("presence set", err)
-		}
-	}
-	if v == "" {
-		return presence.Transition{}, false, nil
-	}
-	return presence.Transition{User: user, State: v}, true, nil
 }
 
-// Announce appends the transition as an entry with fields user and state.
-func (p *Presence) Announce(ctx context.Context, t presence.Transition) error {
-	return p.s.fail("presence announce", p.s.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: p.key, MaxLen: presenceMaxLen, Approx: true, ID: "*",
-		Values: []any{"user", t.User, "state", t.State},
-	}).Err())
+func (p *Presence) set(ctx context.Context, instance string, counts []presence.Count, now time.Time) ([]presence.Transition, error) {
+	var on, off []any
+	for _, c := range counts {
+		if c.Streams > 0 {
+			on = append(on, c.User)
+		} else {
+			off = append(off, c.User)
+		}
+	}
+	pipe := p.s.rdb.Pipeline()
+	if len(on) > 0 {
+		pipe.SAdd(ctx, presenceHeldPrefix+instance, on...)
+	}
+	scripts := make([]*redis.Cmd, len(counts))
+	for i, c := range counts {
+		scripts[i] = setPresence.EvalSha(ctx, pipe, []string{userKey(c.User)}, instance, c.Streams, now.UnixMilli())
+	}
+	if len(off) > 0 {
+		pipe.SRem(ctx, presenceHeldPrefix+instance, off...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]presence.Transition, len(counts))
+	for i, c := range counts {
+		v, err := scripts[i].Text()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = presence.Transition{User: c.User, State: v}
+	}
+	return out, nil
+}
+
+// Announce appends each transition as an entry with fields user and
+// state, in one pipeline.
+func (p *Presence) Announce(ctx context.Context, ts []presence.Transition) error {
+	pipe := p.s.rdb.Pipeline()
+	for _, t := range ts {
+		pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: p.key, MaxLen: presenceMaxLen, Approx: true, ID: "*",
+			Values: []any{"user", t.User, "state", t.State},
+		})
+	}
+	_, err := pipe.Exec(ctx)
+	return p.s.fail("presence announce", err)
 }
 
 // Lapsed returns the registered instances without a lease, each claimed

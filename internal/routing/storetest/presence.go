@@ -26,7 +26,7 @@ func RunPresence(t *testing.T, newBackend NewPresence, shared bool) {
 			want string // transition, "" none
 		}{{2, presence.Online}, {3, ""}, {1, ""}, {0, presence.Offline}, {0, ""}, {1, presence.Online}}
 		for i, s := range steps {
-			tr, changed, err := b.Set(ctx(t), "i1", u, s.n, now)
+			tr, changed, err := set1(t, b, "i1", u, s.n, now)
 			if err != nil {
 				t.Fatalf("step %d: %v", i, err)
 			}
@@ -44,8 +44,25 @@ func RunPresence(t *testing.T, newBackend NewPresence, shared bool) {
 				t.Errorf("step %d: a user never seen: %+v", i, infos[1])
 			}
 		}
-		if err := b.Announce(ctx(t), presence.Transition{User: u, State: presence.Online}); err != nil {
+		if err := b.Announce(ctx(t), []presence.Transition{{User: u, State: presence.Online}}); err != nil {
 			t.Errorf("Announce: %v", err)
+		}
+	})
+	t.Run("ManyAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := newBackend(t)
+		u1, u2, u3 := User(t), User(t), User(t)
+		now := time.Now()
+		if _, err := b.Set(ctx(t), "i1", []presence.Count{{User: u3, Streams: 1}}, now); err != nil {
+			t.Fatal(err)
+		}
+		trs, err := b.Set(ctx(t), "i1", []presence.Count{{User: u1, Streams: 1}, {User: u2, Streams: 0}, {User: u3, Streams: 0}}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []presence.Transition{{User: u1, State: presence.Online}, {User: u2}, {User: u3, State: presence.Offline}}
+		if len(trs) != 3 || trs[0] != want[0] || trs[1] != want[1] || trs[2] != want[2] {
+			t.Errorf("transitions %+v, want %+v", trs, want)
 		}
 	})
 	if !shared {
@@ -62,10 +79,10 @@ func RunPresence(t *testing.T, newBackend NewPresence, shared bool) {
 				t.Fatalf("Lease: %v %v", ok, err)
 			}
 		}
-		if _, changed, _ := b.Set(ctx(t), a, u, 1, now); !changed {
+		if _, changed, _ := set1(t, b, a, u, 1, now); !changed {
 			t.Error("first stream anywhere: no transition")
 		}
-		if _, changed, _ := b.Set(ctx(t), c, u, 2, now); changed {
+		if _, changed, _ := set1(t, b, c, u, 2, now); changed {
 			t.Error("a second instance's streams: a transition")
 		}
 		if infos, _ := b.Counts(ctx(t), []string{u}); infos[0].Streams != 3 {
@@ -96,7 +113,7 @@ func RunPresence(t *testing.T, newBackend NewPresence, shared bool) {
 		if err != nil || !contains(held, u) {
 			t.Fatalf("Held(a): %v %v", held, err)
 		}
-		if _, changed, _ := b.Set(ctx(t), a, u, 0, now); changed {
+		if _, changed, _ := set1(t, b, a, u, 0, now); changed {
 			t.Error("taking a's share away while c holds streams: a transition")
 		}
 		if err := b.Forget(ctx(t), a); err != nil {
@@ -105,13 +122,26 @@ func RunPresence(t *testing.T, newBackend NewPresence, shared bool) {
 		if infos, _ := b.Counts(ctx(t), []string{u}); infos[0].Streams != 2 {
 			t.Errorf("counts %+v, want c's 2 streams", infos)
 		}
-		if tr, changed, _ := b.Set(ctx(t), c, u, 0, now); !changed || tr.State != presence.Offline {
+		if tr, changed, _ := set1(t, b, c, u, 0, now); !changed || tr.State != presence.Offline {
 			t.Errorf("the last streams closed: %+v %v, want offline", tr, changed)
 		}
 		if err := b.Release(ctx(t), c); err != nil {
 			t.Fatal(err)
 		}
 	})
+}
+
+// set1 sets one user's count.
+func set1(t *testing.T, b presence.Backend, instance, user string, n int, now time.Time) (presence.Transition, bool, error) {
+	t.Helper()
+	trs, err := b.Set(ctx(t), instance, []presence.Count{{User: user, Streams: n}}, now)
+	if err != nil {
+		return presence.Transition{}, false, err
+	}
+	if len(trs) != 1 || trs[0].User != user {
+		t.Fatalf("Set of one user answered %+v", trs)
+	}
+	return trs[0], trs[0].State != "", nil
 }
 
 func contains(list []string, s string) bool {
