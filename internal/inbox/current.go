@@ -34,7 +34,7 @@ type view struct {
 
 // Current returns user's read state as it is now.
 func Current(ctx context.Context, st Store, user string) (State, error) {
-	v, err := look(ctx, st, user, notice.Last)
+	v, err := look(ctx, st, user, notice.Last, false)
 	return v.state, err
 }
 
@@ -47,7 +47,7 @@ func At(ctx context.Context, st Store, user string, at notice.ID) (State, error)
 	if at != notice.Last {
 		before = next(at)
 	}
-	v, err := look(ctx, st, user, before)
+	v, err := look(ctx, st, user, before, false)
 	return v.state, err
 }
 
@@ -64,8 +64,11 @@ func next(id notice.ID) notice.ID {
 // exact as long as nothing it counted has been trimmed since, which holds
 // when the oldest retained entry is not after its upTo; otherwise the
 // entries the mark counted are counted again, as far as they are retained.
-// Only entries below before are looked at (notice.Last: all).
-func look(ctx context.Context, st Store, user string, before notice.ID) (view, error) {
+// Only entries below before are looked at (notice.Last: all). The oldest
+// retained entry costs a read of its own: it is read only when the
+// state depends on it (the mark counted unread entries, or holds single
+// ids) or withOldest asks for it.
+func look(ctx context.Context, st Store, user string, before notice.ID, withOldest bool) (view, error) {
 	var v view
 	after := 0
 	var mark *State
@@ -98,6 +101,12 @@ func look(ctx context.Context, st Store, user string, before notice.ID) (view, e
 		}
 		return v, nil
 	}
+	s := *mark
+	if !withOldest && s.Unread == 0 && len(s.IDs) == 0 {
+		v.state = s
+		v.state.Unread = after
+		return v, nil
+	}
 	batches, err := st.Read(ctx, []routing.Cursor{{User: user, After: notice.Zero, Count: 1}})
 	if err != nil {
 		return view{}, err
@@ -105,7 +114,6 @@ func look(ctx context.Context, st Store, user string, before notice.ID) (view, e
 	if len(batches[0].Entries) > 0 {
 		v.oldest = batches[0].Entries[0].ID
 	}
-	s := *mark
 	s.IDs = retained(s.IDs, v.oldest)
 	if s.Unread > 0 && s.UpTo.Less(v.oldest) {
 		// Some of what the mark counted may be gone: count what is left

@@ -34,7 +34,7 @@ func Mark(ctx context.Context, st Store, user string, upTo *notice.ID, ids []not
 	}
 	checked := false
 	for range maxTries {
-		v, err := look(ctx, st, user, notice.Last)
+		v, err := look(ctx, st, user, notice.Last, true)
 		if err != nil {
 			return State{}, err
 		}
