@@ -4,8 +4,14 @@
 # deploy/'s tests check the operator's kit with systemd-analyze, promtool and
 # podman), then each fuzz target briefly. Installs what the tests need when it is
 # missing and this is root on Debian/Ubuntu; otherwise says what to install.
+# The load tool is a module of its own, with its own command:
+# bench/scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Every temporary file goes here, removed however the script ends.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
 FUZZTIME=${FUZZTIME:-10s}
 
@@ -13,7 +19,6 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the browser test (e2e)
-[ -e /usr/lib/nginx/modules/ngx_nchan_module.so ] || need+=(libnginx-mod-nchan)  # the load tool's Nchan runs
 # The operator's kit (deploy/): promtool checks the alerts and the dashboard,
 # systemd-analyze the unit, podman builds and runs the image (with runc: crun
 # refuses some hybrid cgroup set-ups).
@@ -59,17 +64,16 @@ go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/e2e$')
 # End to end: real redis-server, two noticed, nginx with deploy/nginx.conf
 # (and nginx-tls.conf), headless chromium and the producer examples. Its summary lines count the events sent, received, lost,
 # duplicated and misrouted.
-e2elog=$(mktemp)
+e2elog=$tmp/e2e.log
 if ! go test -race -count=1 -timeout 15m -v ./e2e >"$e2elog" 2>&1; then
   cat "$e2elog"
   echo "e2e: FAILED"
   exit 1
 fi
 grep -E '^(e2e |ok )' "$e2elog"
-rm -f "$e2elog"
 
-# Each fuzz target of outside input, briefly; a longer run is
-# FUZZTIME=10m scripts/test.sh.
+# Each fuzz target, briefly; a longer run is FUZZTIME=10m scripts/test.sh.
+# The targets are found, not listed: a new one runs without touching this.
 # A failing input is saved under the package's testdata/fuzz/<target>, so
 # a second run replays it first and fails again. A run that fails with no
 # such input was the fuzzing engine's own trouble: Go 1.26's coordinator
@@ -79,28 +83,24 @@ rm -f "$e2elog"
 # either way.
 FUZZRETRY=${FUZZRETRY:-5000x}
 fuzz() {
-  local out; out=$(mktemp)
+  local out=$tmp/fuzz.out
   if go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" >"$out" 2>&1; then
-    echo "fuzz $2: ok ($FUZZTIME)"; rm -f "$out"; return
+    echo "fuzz $2: ok ($FUZZTIME)"; return
   fi
   echo "fuzz $2: failed; its output:"; grep -v '^fuzz: elapsed' "$out" || true
   echo "fuzz $2: running it once more, for $FUZZRETRY inputs (a saved failing input is replayed first)"
   if ! go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZRETRY" "$1" >"$out" 2>&1; then
-    grep -v '^fuzz: elapsed' "$out" || true; rm -f "$out"; echo "fuzz $2 FAILED again"; exit 1
+    grep -v '^fuzz: elapsed' "$out" || true; echo "fuzz $2 FAILED again"; exit 1
   fi
-  rm -f "$out"
   echo "fuzz $2: ok ($FUZZRETRY, second run)"
 }
-fuzz ./internal/notice FuzzParseID
-fuzz ./internal/sse FuzzAppendEntry
-fuzz ./internal/sse FuzzReader
-fuzz ./internal/auth FuzzVerify
-fuzz ./internal/server FuzzPublishBody
-fuzz ./internal/strictjson FuzzObject
-fuzz ./internal/server FuzzForwardedFor
-fuzz ./internal/front FuzzFront
-fuzz ./internal/filestore FuzzDecodeEntry
-fuzz ./cmd/noticed-bench FuzzParsePayload
-fuzz ./cmd/noticed-bench FuzzStreamParser
-fuzz ./cmd/noticed-bench FuzzRespReader
+# go test -list prints a package's matching names, then its "ok" line.
+go test -list '^Fuzz' ./... >"$tmp/fuzz.list"
+awk '/^Fuzz/ { names[n++] = $1; next }
+     /^ok /  { for (i = 0; i < n; i++) print $2, names[i]; n = 0 }' "$tmp/fuzz.list" >"$tmp/fuzz.targets"
+[ -s "$tmp/fuzz.targets" ] || { echo "test.sh: no fuzz target found"; cat "$tmp/fuzz.list"; exit 1; }
+# (fd 3: nothing the loop runs can read the list.)
+while read -r pkg name <&3; do
+  fuzz "$pkg" "$name"
+done 3<"$tmp/fuzz.targets"
 echo "all tests passed"

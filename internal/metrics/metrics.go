@@ -83,7 +83,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{"no_token", "malformed", "signature", "expired", "not_yet_valid", "issuer", "audience", "subject", "unknown_key", "no_kid", "scope", "origin"} {
 		m.AuthRefused.WithLabelValues(r)
 	}
-	for _, r := range []string{"user_limit", "instance_full", "shutting_down", "bad_last_event_id", "client_input", "not_hijackable"} {
+	for _, r := range []string{"user_limit", "instance_full", "shutting_down", "bad_last_event_id", "request_body", "client_input", "not_hijackable"} {
 		m.StreamsRefused.WithLabelValues(r)
 	}
 	for _, op := range []string{"append", "read", "follow", "unfollow", "replay"} {

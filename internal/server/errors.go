@@ -29,7 +29,8 @@ func status(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrForbidden), errors.Is(err, ErrForeignOrigin), errors.Is(err, ErrOwnOnly):
 		return http.StatusForbidden
-	case errors.Is(err, ErrBadBody), errors.Is(err, sse.ErrBadLastEventID):
+	case errors.Is(err, ErrBadBody), errors.Is(err, sse.ErrBadLastEventID),
+		errors.Is(err, sse.ErrRequestBody):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge

@@ -101,8 +101,8 @@ func TestPublishFieldNamesAreExact(t *testing.T) {
 	}
 }
 
-// Invalid UTF-8 anywhere in a JSON publish body is 400, as the form path
-// and the token check already answered. encoding/json used to rewrite each
+// Invalid UTF-8 anywhere in a publish body, JSON or form, is 400, as the
+// token check answers. encoding/json used to rewrite each
 // bad byte to U+FFFD and deliver the event to that other user, and several
 // such ids collapsed into one.
 func TestPublishInvalidUTF8Refused(t *testing.T) {
@@ -127,9 +127,18 @@ func TestPublishInvalidUTF8Refused(t *testing.T) {
 			}
 		}
 	}
-	code, out := e.post("application/x-www-form-urlencoded", []byte("user=a%FF"), pub)
-	if code != http.StatusBadRequest {
-		t.Errorf("form with invalid UTF-8: %d %v, want 400", code, out)
+	// The form path alike, data included: it used to store a form's data
+	// as sent, bytes that are no text, on an event stream, which is.
+	for _, body := range []string{
+		"user=a%FF",
+		"user=a%EF%BF%BD&event=e%FF",
+		"user=a%EF%BF%BD&data=%FF",
+		"users=a%EF%BF%BD&data=ok%C0%AF",
+	} {
+		code, out := e.post("application/x-www-form-urlencoded", []byte(body), pub)
+		if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "UTF-8") {
+			t.Errorf("form %q: %d %v, want 400 naming the bad text", body, code, out)
+		}
 	}
 	// Nothing reached the user the bad ids would have become; a valid
 	// publish to it still does.

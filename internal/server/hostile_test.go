@@ -147,3 +147,103 @@ func TestInputOnStreamCloses(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamRequestWithBodyIs400: an event stream request has no body. A
+// GET /notice that declares one (Content-Length, chunked), on either path
+// to the stream handler, gets 400 with a JSON error and holds nothing.
+// Before, the body was taken for input on the stream: sent with the head,
+// the connection was closed with no answer at all; sent a moment later,
+// the stream opened, then closed at the body's first byte.
+func TestStreamRequestWithBodyIs400(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{perUser: 1})
+	e.hostile()
+	tok := token(t, "bod")
+	for _, tc := range []struct{ name, target, headers, body string }{
+		{"length, body sent", "/notice?token=" + tok, "Content-Length: 5\r\n", "hello"},
+		{"length, body not sent", "/notice?token=" + tok, "Content-Length: 5\r\n", ""},
+		{"chunked", "/notice?token=" + tok, "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"},
+		{"chunked, empty", "/notice?token=" + tok, "Transfer-Encoding: chunked\r\n", "0\r\n\r\n"},
+		{"expect continue", "/notice?token=" + tok, "Content-Length: 5\r\nExpect: 100-continue\r\n", ""},
+		// An absolute target is not the front door's: net/http reads it.
+		{"through net/http", "http://x/notice?token=" + tok, "Content-Length: 5\r\n", "hello"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := dial(t, e.url)
+			conn.SetDeadline(time.Now().Add(20 * time.Second)) // only so a broken server cannot hang the test
+			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n%s", tc.target, tc.headers, tc.body)
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			var out struct{ Error string }
+			if resp.StatusCode != http.StatusBadRequest || json.Unmarshal(body, &out) != nil || !strings.Contains(out.Error, "body") {
+				t.Fatalf("got %d %q, want 400 with a JSON error about the body", resp.StatusCode, body)
+			}
+		})
+	}
+	// The user's one slot is free: nothing above held it.
+	e.subscribe("bod")
+}
+
+// TestUnreadBodyAnsweredAtOnce: a request that declares a body and is
+// answered without it being read (refused before its token is even
+// checked, or on a path that reads no body) gets its answer at once, and
+// the connection is closed. Before, net/http read what was left of the
+// body before sending the answer, with no deadline: a client that declared
+// one and never sent it got no answer and held a connection and a
+// goroutine for as long as it stayed, no token needed.
+func TestUnreadBodyAnsweredAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.hostile()
+	for _, tc := range []struct {
+		name, head string
+		status     int
+	}{
+		{"publish, no token", "POST /notice HTTP/1.1\r\nContent-Type: application/json\r\n", http.StatusUnauthorized},
+		{"publish, bad token", "POST /notice?token=bad HTTP/1.1\r\nContent-Type: application/json\r\n", http.StatusUnauthorized},
+		{"publish, no scope", "POST /notice HTTP/1.1\r\nAuthorization: Bearer " + token(t, "sub") + "\r\n", http.StatusForbidden},
+		{"publish, over the limit", "POST /notice HTTP/1.1\r\nAuthorization: Bearer " + token(t, "pub", "publish") + "\r\nContent-Length: 100000\r\n", http.StatusRequestEntityTooLarge},
+		{"chunked", "POST /notice HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", http.StatusUnauthorized},
+		{"not found", "POST /nowhere HTTP/1.1\r\n", http.StatusNotFound},
+		{"method not allowed", "PUT /notice HTTP/1.1\r\n", http.StatusMethodNotAllowed},
+		{"a path that reads no body", "GET /healthz HTTP/1.1\r\n", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := dial(t, e.url)
+			conn.SetDeadline(time.Now().Add(20 * time.Second)) // only so a broken server cannot hang the test
+			head := tc.head + "Host: x\r\n"
+			if !strings.Contains(head, "Content-Length") && !strings.Contains(head, "chunked") {
+				head += "Content-Length: 1000\r\n"
+			}
+			fmt.Fprintf(conn, "%s\r\n", head) // and no body, ever
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status || !json.Valid(body) {
+				t.Fatalf("got %d %q, want %d with a JSON body", resp.StatusCode, body, tc.status)
+			}
+			waitClosed(t, conn, br)
+		})
+	}
+	// A body read to its end keeps the connection for the next request.
+	conn := dial(t, e.url)
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	pub := token(t, "pub", "publish")
+	for i := range 2 {
+		body := `{"user":"keep","data":"x"}`
+		fmt.Fprintf(conn, "POST /notice HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", pub, len(body), body)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+			t.Fatalf("publish %d on one connection: %v %v", i, resp, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -214,6 +215,12 @@ func (req *publishRequest) check(lim limits) error {
 		// The user's read marks are "read" entries: a published one
 		// would be taken for the user's own read state.
 		return fmt.Errorf("%w: event type %q is reserved for read state (POST /notice/read)", ErrBadBody, inbox.EventRead)
+	}
+	// A JSON body's text is checked as it is parsed; a form's data is not,
+	// and an event stream is text: bytes that are none would reach the
+	// browser as U+FFFD.
+	if !utf8.ValidString(req.data) {
+		return fmt.Errorf("%w: data is not UTF-8", ErrBadBody)
 	}
 	return nil
 }

@@ -88,7 +88,7 @@ func New(cfg Config) http.Handler {
 	s := &server{cfg: cfg, log: cfg.Logger, origins: newOriginPolicy(cfg.CORSOrigins, cfg.TrustedProxies)}
 
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.accessLog, httpVersion)
+	r.Use(s.recoverer, s.accessLog, httpVersion, closeUnread)
 	if len(cfg.CORSOrigins) > 0 {
 		// Credentials (the noticed_token cookie) only for origins named one
 		// by one: with "*" any site could open a victim's stream with the
@@ -161,6 +161,8 @@ func refusal(err error) string {
 		return "shutting_down"
 	case errors.Is(err, sse.ErrBadLastEventID):
 		return "bad_last_event_id"
+	case errors.Is(err, sse.ErrRequestBody):
+		return "request_body"
 	case errors.Is(err, sse.ErrNotHijackable):
 		return "not_hijackable"
 	}

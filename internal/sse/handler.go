@@ -47,6 +47,11 @@ const (
 // Request errors, returned before anything is written.
 var (
 	ErrBadLastEventID = errors.New("malformed last event id")
+	// ErrRequestBody is a stream request that declares a body. Past its
+	// head, a stream's connection carries nothing from the client: a body
+	// would be taken for input on the stream and close it, with no answer
+	// if it came with the head.
+	ErrRequestBody = errors.New("an event stream request has no body: send no Content-Length or Transfer-Encoding")
 	// ErrNotHijackable is a server that cannot hand the connection over
 	// (HTTP/2, a response writer that hides Hijack): a stream needs its
 	// connection, TLS and HTTP/2 ending at a proxy in front.
@@ -114,6 +119,9 @@ func LastEventID(r *http.Request) (id notice.ID, ok bool, err error) {
 // goroutine waiting for the client to leave and no more, and a pump
 // goroutine runs only while there is something to write (see pump.go).
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, user string, expires time.Time) error {
+	if r.ContentLength != 0 { // -1: chunked
+		return ErrRequestBody
+	}
 	from, replay, err := LastEventID(r)
 	if err != nil {
 		return err

@@ -20,8 +20,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
-
-	"github.com/noticed/noticed/internal/redistest"
 )
 
 // target is the server a run measures, and what the run needs to reach
@@ -57,7 +55,8 @@ func (t *target) stop() {
 // tools is what this invocation prepared once for all its runs.
 type tools struct {
 	noticedBin string
-	nchanConf  string
+	nchanConf  string // its name, for messages
+	nchanText  []byte
 	nginxBin   string
 	cleanup    func()
 }
@@ -98,18 +97,17 @@ func prepare(ctx context.Context, cfg config, progress io.Writer) (*tools, error
 			}
 			fmt.Fprintf(progress, "done\n")
 		case "nchan":
-			t.nchanConf = cfg.nchanConf
-			if t.nchanConf == "" {
-				if root == "" {
-					return nil, errors.New("not inside the noticed repository: run from it, or give -nchan-conf")
+			t.nchanConf, t.nchanText = "nchan.conf (built in)", nchanConf
+			if cfg.nchanConf != "" {
+				text, err := os.ReadFile(cfg.nchanConf)
+				if err != nil {
+					t.cleanup()
+					return nil, fmt.Errorf("nchan config: %w", err)
 				}
-				t.nchanConf = filepath.Join(root, "deploy", "nchan.conf")
+				t.nchanConf, t.nchanText = cfg.nchanConf, text
 			}
-			conf, err := os.ReadFile(t.nchanConf)
-			if err != nil {
-				t.cleanup()
-				return nil, fmt.Errorf("nchan config: %w", err)
-			}
+			conf := t.nchanText
+			var err error
 			if t.nginxBin, err = exec.LookPath("nginx"); err != nil {
 				if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
 					t.cleanup()
@@ -130,8 +128,9 @@ func prepare(ctx context.Context, cfg config, progress io.Writer) (*tools, error
 
 var loadModule = regexp.MustCompile(`(?m)^\s*load_module\s+(\S+);`)
 
-// moduleRoot is the directory of this repository's go.mod, found upwards
-// from the working directory; "" when not inside it.
+// moduleRoot is the directory of noticed's go.mod (the product's, not
+// this tool's), found upwards from the working directory; "" when not
+// inside the repository.
 func moduleRoot() string {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -289,7 +288,7 @@ func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *re
 func startOnFreePort(ctx context.Context, cfg config, t *target, what string, stopWait time.Duration, command func(host string) *exec.Cmd) error {
 	var lastErr error
 	for range 5 {
-		port, err := redistest.FreePort()
+		port, err := freePort()
 		if err != nil {
 			return err
 		}
@@ -328,10 +327,7 @@ func procsNote(cfg config) string {
 // startNchan runs nginx with the Nchan config, rewritten onto a free
 // port, the run's Redis and a directory of its own.
 func startNchan(ctx context.Context, cfg config, tl *tools, t *target, rs *redisServer) error {
-	conf, err := os.ReadFile(tl.nchanConf)
-	if err != nil {
-		return err
-	}
+	conf := tl.nchanText
 	dir, err := os.MkdirTemp("", "noticed-bench-nchan-")
 	if err != nil {
 		return err
@@ -343,7 +339,7 @@ func startNchan(ctx context.Context, cfg config, tl *tools, t *target, rs *redis
 	}
 	var lastErr error
 	for range 5 {
-		port, err := redistest.FreePort()
+		port, err := freePort()
 		if err != nil {
 			return err
 		}

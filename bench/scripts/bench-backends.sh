@@ -2,13 +2,13 @@
 # Measures noticed end to end on each backend, one after the other in one run:
 # memory, the file (-data), and Redis (with appendonly everysec, the usual
 # durable setting). Each instance is started here on loopback and measured by
-# cmd/noticed-bench -url with events published by POST /notice, so every
+# the load tool (bench/) with -url, with events published by POST /notice, so every
 # backend is driven the same way. docs/benchmarks.md gives the results.
 #
-#   scripts/bench-backends.sh [STREAMS [RATES [DURATION]]]    defaults: 1000 "1000,3000" 10s
-#   POST_CONNS=64 scripts/bench-backends.sh ...               publishes in flight at once (default 16)
+#   bench/scripts/bench-backends.sh [STREAMS [RATES [DURATION]]]    defaults: 1000 "1000,3000" 10s
+#   POST_CONNS=64 bench/scripts/bench-backends.sh ...               publishes in flight at once (default 16)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.."   # bench/; the product is ..
 
 STREAMS=${1:-1000}
 RATES=${2:-1000,3000}
@@ -25,8 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$dir/noticed" ./cmd/noticed
-go build -o "$dir/bench" ./cmd/noticed-bench
+(cd .. && go build -o "$dir/noticed" ./cmd/noticed)
+go build -o "$dir/bench" .
 export NOTICED_JWT_SECRET=bench-backends-secret-bench-backends-secret
 
 # free_port asks the kernel for a port nobody holds now.

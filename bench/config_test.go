@@ -28,8 +28,8 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("-url: %+v, %v", cfg, err)
 	}
 	cfg, err = parseFlags(nil, io.Discard)
-	if err != nil || cfg.mode != "follow" || cfg.rate != 2000 || len(cfg.users) != 3 {
-		t.Errorf("defaults: %+v, %v; want follow at 2000/s over 3 user counts", cfg, err)
+	if err != nil || cfg.mode != "load" || len(cfg.rates) != 1 || cfg.rates[0] != 2000 || len(cfg.streams) != 1 || cfg.streams[0] != 1000 {
+		t.Errorf("defaults: %+v, %v; want load of 1000 streams at 2000/s", cfg, err)
 	}
 }
 
@@ -38,7 +38,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-mode", "nope"}, "want load, storm, soak or follow"},
+		{[]string{"-mode", "nope"}, "want load, storm or soak"},
 		{[]string{"-mode", "load", "-target", "mercure"}, "want noticed, nchan or floor"},
 		{[]string{"-mode", "storm", "-target", "noticed,floor"}, "goes with -mode load only"},
 		{[]string{"-mode", "soak", "-target", "floor"}, "goes with -mode load only"},
@@ -54,7 +54,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"-mode", "load", "-server-pid", "1"}, "go with -url"},
 		{[]string{"-mode", "load", "-server-procs", "-1"}, "-server-procs: 0"},
 		{[]string{"-mode", "load", "-url", "http://127.0.0.1:8000", "-jwt-secret", "s", "-redis", "redis://127.0.0.1:1", "-server-procs", "1"}, "not with -url"},
-		{[]string{"-mode", "follow", "-rate", "1,2"}, "follow takes one rate"},
+		{[]string{"-mode", "follow"}, "want load, storm or soak"},
 		{[]string{"-rate", "fast"}, "is not a rate"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {

@@ -2,9 +2,7 @@
 // with the same tool. Modes load, storm and soak open real event streams
 // over loopback TCP against a server it starts (or one already running),
 // publish events stamped with their send time, and report what arrived,
-// how fast, and what it cost the server and Redis. Mode follow drives the
-// routing layer with in-process subscribers over the Redis backend and
-// reports what following many users costs Redis per event.
+// how fast, and what it cost the server and Redis.
 package main
 
 import (
@@ -73,12 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	switch cfg.mode {
-	case "follow":
-		err = followMode(ctx, cfg, stdout, stderr)
-	default:
-		err = streamsMode(ctx, cfg, stdout, stderr)
-	}
+	err = streamsMode(ctx, cfg, stdout, stderr)
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		fmt.Fprintf(stderr, "noticed-bench: stopped by the %v time limit (-timeout)\n", limit)
@@ -95,10 +88,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // autoTimeout bounds an invocation by what its runs may take at most,
 // every wait at its limit, with a few minutes to spare.
 func autoTimeout(cfg config) time.Duration {
-	if cfg.mode == "follow" {
-		per := 3*time.Minute + cfg.warmup + cfg.duration
-		return time.Duration(len(cfg.users))*per + 2*time.Minute
-	}
 	per := time.Minute + cfg.openTimeout + 2*cfg.settle + cfg.warmup + cfg.duration + 2*cfg.drain
 	switch cfg.mode {
 	case "storm":

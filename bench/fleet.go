@@ -11,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/noticed/noticed/internal/auth"
 )
 
 // fleetSpec says which of a run's streams one process opens, and where. It
@@ -166,7 +164,7 @@ func newFleet(spec fleetSpec) (*fleet, error) {
 			tok, ok := tokens[u]
 			if !ok {
 				var err error
-				tok, err = auth.Sign([]byte(spec.Secret), name, spec.TokenTTL, nil, "", "")
+				tok, err = signToken([]byte(spec.Secret), name, spec.TokenTTL)
 				if err != nil {
 					cancel()
 					return nil, fmt.Errorf("signing a token for %s: %w", name, err)

@@ -9,8 +9,6 @@ import (
 	"os/exec"
 	"strconv"
 	"time"
-
-	"github.com/noticed/noticed/internal/redistest"
 )
 
 // redisServer is a redis-server process this program started and owns: the
@@ -38,7 +36,7 @@ func startRedis(ctx context.Context) (*redisServer, error) {
 	// that exits at once is tried again on another.
 	var lastErr error
 	for range 5 {
-		port, err := redistest.FreePort()
+		port, err := freePort()
 		if err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err
@@ -69,7 +67,7 @@ func startRedis(ctx context.Context) (*redisServer, error) {
 func (s *redisServer) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if redistest.Ping(s.addr()) == nil {
+		if pingRedis(s.addr()) == nil {
 			return nil
 		}
 		select {

@@ -441,3 +441,5 @@ func rateText(rate float64) string {
 	}
 	return strconv.FormatFloat(rate, 'g', -1, 64)
 }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", d.Seconds()*1000) }

@@ -171,3 +171,16 @@ func goroutines(ctx context.Context, metricsURL string) int64 {
 	}
 	return -1
 }
+
+// loadAverage is the 1, 5 and 15 minute load average, where Linux says it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

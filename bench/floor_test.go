@@ -10,15 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/noticed/noticed/internal/redistest"
 )
 
 // The floor answers a stream request as noticed does, closely enough for
 // the tool to count the stream open, and writes what is published to the
 // user's streams, and to no one else's.
 func TestFloorServesAStream(t *testing.T) {
-	port, err := redistest.FreePort()
+	port, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,17 +21,10 @@ type config struct {
 	rates      []float64 // events per second; one run each
 	duration   time.Duration
 	warmup     time.Duration
-	redisURL   string // follow: empty starts a redis-server; others: the -url server's Redis
+	redisURL   string // with -url: the server's Redis
 	prefix     string
 	cpuProfile string
-	verbose    bool
 
-	// follow
-	users []int // followed users, one run each, in the order given
-	rate  int
-	seed  bool
-
-	// load, storm, soak
 	targets     []string // "noticed", "nchan", "floor"; one run each
 	url         string   // a server already running: nothing is started
 	serverPIDs  []int
@@ -65,13 +58,12 @@ Usage:
   noticed-bench -mode load  [-target noticed,nchan] [-streams 10000] [-rate 5000] [-publish xadd|post] [-csv file]
   noticed-bench -mode storm [-target noticed,nchan] [-streams 10000] [-behind 10]   (-rate unused)
   noticed-bench -mode soak  [-target noticed,nchan] [-streams 10000] [-rate 1000] [-duration 10m] [-churn 100]
-  noticed-bench -mode follow [-users 1000,10000,50000] [-rate 2000] [-redis URL]
 
 Modes load, storm and soak open real event streams over loopback TCP, C per
 user (-per-user), each with a signed token, and publish events stamped with
 their send time, through XADD or POST /notice. Each run starts a redis-server
 and the target of its own: noticed (built from ./cmd/noticed) or Nchan
-(nginx with deploy/nchan.conf), unless -url names one already running.
+(nginx with this module's nchan.conf), unless -url names one already running.
 
   load   opens the streams (and times it), measures the server's memory with
          them idle, then publishes at -rate for -duration after -warmup and
@@ -84,16 +76,14 @@ and the target of its own: noticed (built from ./cmd/noticed) or Nchan
   soak   publishes at -rate for -duration while -churn streams a second close
          and reopen, samples the server's RSS, goroutines and open files every
          -sample, and says whether they stayed flat.
-  follow follows N users through the Redis backend in this process (no
-         sockets) and reports Redis CPU per event and the latency from XADD.
 
-Comma lists (-target, -streams, -rate, -users) run every combination, one
+Comma lists (-target, -streams, -rate) run every combination, one
 run at a time; -csv appends one row per run (scripts/plots.sh draws them).
 More streams than one process may hold (-procs) go to worker processes.
 
 Exit status: 0 when every run opened every stream and lost, duplicated and
-misrouted nothing (a noticed soak must also stay flat; for follow, the
-Redis CPU bound must hold); 1 otherwise; 2 for bad flags.
+misrouted nothing (a noticed soak must also stay flat); 1 otherwise; 2 for
+bad flags.
 
 Flags:
 `
@@ -117,18 +107,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		cfg.floor = args[1]
 		return cfg, nil
 	}
-	var users, rates, targets, streams, pids string
-	fs.StringVar(&cfg.mode, "mode", "follow", "what to measure: load, storm, soak or follow")
+	var rates, targets, streams, pids string
+	fs.StringVar(&cfg.mode, "mode", "load", "what to measure: load, storm or soak")
 	fs.StringVar(&rates, "rate", "2000", "events per second; a comma list runs each")
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "measured time per run, after the warm-up (soak: 10m unless given)")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "time publishing at -rate before measuring")
-	fs.StringVar(&cfg.redisURL, "redis", "", "follow: Redis URL to use instead of starting redis-server (never flushed); with -url: the server's Redis, for XADD and Redis CPU")
-	fs.StringVar(&cfg.prefix, "stream-prefix", "", `stream key prefix (default "notice:"; follow with -redis: a unique one)`)
+	fs.StringVar(&cfg.redisURL, "redis", "", "with -url: the server's Redis, for XADD and Redis CPU")
+	fs.StringVar(&cfg.prefix, "stream-prefix", "", `stream key prefix`)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file`")
-	fs.BoolVar(&cfg.verbose, "v", false, "follow: log progress and the backend's warnings")
-
-	fs.StringVar(&users, "users", "1000,10000,50000", "follow: followed users, comma separated; one run each")
-	fs.BoolVar(&cfg.seed, "seed", true, "follow: give every followed user one entry before following, as users with history have")
 
 	fs.StringVar(&targets, "target", "noticed", "servers to measure, comma separated: noticed, nchan, floor (a bare in-memory Go server, load mode only)")
 	fs.StringVar(&cfg.url, "url", "", "measure the server already running here (loopback only; -target says which kind) instead of starting one")
@@ -150,8 +136,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.csv, "csv", "", "append one row per run to this CSV `file`")
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "hard limit on the whole invocation (default: from the runs asked for)")
 	fs.StringVar(&cfg.noticedBin, "noticed-bin", "", "noticed binary to run (default: go build ./cmd/noticed)")
-	fs.IntVar(&cfg.serverProcs, "server-procs", 0, "cores a started server runs on at once: GOMAXPROCS for noticed, worker_processes for Nchan (0: their defaults, every core and deploy/nchan.conf's 2)")
-	fs.StringVar(&cfg.nchanConf, "nchan-conf", "", "Nchan config (default: deploy/nchan.conf of this repository)")
+	fs.IntVar(&cfg.serverProcs, "server-procs", 0, "cores a started server runs on at once: GOMAXPROCS for noticed, worker_processes for Nchan (0: their defaults, every core and nchan.conf's 2)")
+	fs.StringVar(&cfg.nchanConf, "nchan-conf", "", "Nchan config (default: nchan.conf, built into this tool)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -169,24 +155,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, errors.New("-duration must be above 0 and -warmup not below 0")
 	}
 	switch cfg.mode {
-	case "follow":
-		if cfg.users, err = parseCounts("-users", users, 1_000_000); err != nil {
-			return config{}, err
-		}
-		if len(cfg.rates) != 1 || cfg.rates[0] < 1 {
-			return config{}, errors.New("-rate: follow takes one rate, at least 1")
-		}
-		cfg.rate = int(cfg.rates[0])
-		if cfg.prefix == "" {
-			cfg.prefix = "notice:"
-			if cfg.redisURL != "" {
-				cfg.prefix = "noticed-bench:" + randomHex(6) + ":"
-			}
-		}
-		return cfg, nil
 	case "load", "storm", "soak":
 	default:
-		return config{}, fmt.Errorf("-mode %q: want load, storm, soak or follow", cfg.mode)
+		return config{}, fmt.Errorf("-mode %q: want load, storm or soak", cfg.mode)
 	}
 
 	if cfg.mode == "soak" && !given["duration"] {

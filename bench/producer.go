@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/noticed/noticed/internal/auth"
 )
 
 // producer publishes the run's events, as a producer would: XADD to the
@@ -50,7 +48,7 @@ func newProducer(t *target, via string, users []string, conns int) (*producer, e
 		return p, nil
 	}
 	if t.kind == "noticed" {
-		tok, err := auth.Sign([]byte(t.secret), "noticed-bench", 24*time.Hour, []string{"publish"}, "", "")
+		tok, err := signToken([]byte(t.secret), "noticed-bench", 24*time.Hour, "publish")
 		if err != nil {
 			return nil, err
 		}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what cmd/noticed-bench and scripts/plots.sh need and are missing:
+# Installs what the load tool (bench/) and its scripts/plots.sh need and are missing:
 # redis-server, nginx with Debian's Nchan module (libnginx-mod-nchan), and
 # gnuplot (gnuplot-nox). As root on Debian/Ubuntu it installs them with
 # apt-get; otherwise it says what to install.

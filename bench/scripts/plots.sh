@@ -10,14 +10,13 @@
 #                           floor (a bare Go server, -target floor): every
 #                           -mode load row (memory is measured before publishing)
 #
-# Usage: scripts/plots.sh bench.csv [outdir]
+# Usage: bench/scripts/plots.sh bench.csv [outdir]   (outdir: the product's docs/)
 # When a combination was measured more than once, the last row counts.
 # Needs gnuplot: installed here when missing and root (Debian's gnuplot-nox).
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
-csv=${1:?usage: scripts/plots.sh bench.csv [outdir]}
-out=${2:-docs}
+csv=$(realpath "${1:?usage: bench/scripts/plots.sh bench.csv [outdir]}")
+out=$(realpath -m "${2:-$(dirname "$0")/../../docs}")
 STREAMS=${STREAMS:-10000}
 
 if ! command -v gnuplot >/dev/null 2>&1; then

@@ -4,8 +4,8 @@
 # server), then draws docs/bench-latency.png and docs/bench-memory.png.
 # Run it on a quiet machine: everything shares its cores.
 #
-#   scripts/bench-suite.sh                 all of it (about an hour)
-#   SUITE="load memory" scripts/bench-suite.sh   only some
+#   bench/scripts/bench-suite.sh                 all of it (about an hour)
+#   SUITE="load memory" bench/scripts/bench-suite.sh   only some
 #
 # Steps (SUITE): load sweep memory storm soak. Knobs: STREAMS (10000),
 # RATES (5000,10000,15000,20000), DURATION (30s), SOAK (10m), SERVER_PROCS
@@ -13,7 +13,7 @@
 # OUT (a new directory under $TMPDIR or /tmp). Each step's report goes to OUT/<step>.txt,
 # every run's row to OUT/runs.csv.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.."   # bench/; the product is ..
 
 STREAMS=${STREAMS:-10000}
 RATES=${RATES:-5000,10000,15000,20000}
@@ -25,8 +25,8 @@ OUT=${OUT:-${TMPDIR:-/tmp}/noticed-bench-$(date -u +%Y%m%d-%H%M%S)}
 
 scripts/bench-deps.sh
 mkdir -p "$OUT"
-go build -o "$OUT/noticed-bench" ./cmd/noticed-bench
-go build -o "$OUT/noticed" ./cmd/noticed
+go build -o "$OUT/noticed-bench" .
+(cd .. && go build -o "$OUT/noticed" ./cmd/noticed)
 csv="$OUT/runs.csv"
 status=0
 
@@ -61,6 +61,6 @@ for s in $SUITE; do
   esac
 done
 
-STREAMS=$STREAMS scripts/plots.sh "$csv" docs
+STREAMS=$STREAMS scripts/plots.sh "$csv" ../docs
 echo "bench-suite.sh: reports, commands and runs.csv in $OUT"
 exit $status
