@@ -46,6 +46,7 @@ func TestStreamParsing(t *testing.T) {
 		{"unterminated event is not dispatched", "id: 1\ndata: " + ok, 0, 0, 0, "1"},
 		{"two data lines are one payload, not ours", "data: u1 1\ndata: 2 m\n\n", 0, 1, 0, ""},
 		{"gap", "event: gap\ndata: {\"lastEventId\":\"1-0\"}\n\nid: 2\ndata: " + ok + "\n\n", 1, 0, 1, "2"},
+		{"the read state is skipped", "retry: 2000\n\nevent: read\ndata: {\"upTo\":\"0-0\",\"ids\":[],\"unread\":0}\n\nid: 2\ndata: " + ok + "\n\n", 1, 0, 0, "2"},
 		{"other event types are not ours", "event: other\ndata: " + ok + "\n\n", 0, 1, 0, ""},
 		{"long line", "data: " + strings.Repeat("x", 5000) + "\n\nid: 9\ndata: " + ok + "\n\n", 1, 1, 0, "9"},
 	}

@@ -54,6 +54,9 @@ type Config struct {
 	DrainTimeout       time.Duration
 	LogLevel           string
 	DebugAddr          string
+	Presence           bool
+	PresenceStream     string
+	PresenceLease      time.Duration
 }
 
 // serveFlags defines the serve flags on fs, bound to c.
@@ -87,6 +90,9 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.QueueLen, "queue-len", 64, "events a stream may fall behind before it is closed as slow (it reconnects and replays)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "longest wait for streams to close on SIGTERM")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.Presence, "presence", true, "keep users' presence (GET /presence, the presence stream); false: off")
+	fs.StringVar(&c.PresenceStream, "presence-stream", "noticed:presence", "the stream presence transitions (online, offline) are appended to")
+	fs.DurationVar(&c.PresenceLease, "presence-lease", 15*time.Second, "how long a dead instance's streams still count: its users go offline between one and one and a third leases after it died")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty: off. Never expose it")
 }
 
@@ -147,6 +153,9 @@ func (c *Config) check() error {
 	}
 	if c.PublishReplicasTimeout < time.Millisecond {
 		errs = append(errs, errors.New("-publish-replicas-timeout must be at least 1ms"))
+	}
+	if c.PresenceLease < 300*time.Millisecond {
+		return fmt.Errorf("-presence-lease %s: at least 300ms", c.PresenceLease)
 	}
 	if c.Heartbeat < 100*time.Millisecond {
 		errs = append(errs, errors.New("-heartbeat must be at least 100ms"))

@@ -25,6 +25,7 @@ import (
 	"github.com/noticed/noticed/internal/filestore"
 	"github.com/noticed/noticed/internal/memstore"
 	"github.com/noticed/noticed/internal/metrics"
+	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/redisstore"
 	"github.com/noticed/noticed/internal/retry"
 	"github.com/noticed/noticed/internal/routing"
@@ -93,7 +94,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		reg.MustRegister(rs.Collector()) // the per-node series
 	}
 
+	var presenceBackend presence.Backend
+	var tracker *presence.Tracker
+	if c.Presence {
+		if rs, ok := store.(*redisstore.Store); ok {
+			presenceBackend = rs.Presence(c.PresenceStream)
+		} else {
+			presenceBackend = presence.NewLocal(store, c.PresenceStream)
+		}
+		tracker = presence.NewTracker(presenceBackend, presence.Options{Lease: c.PresenceLease, Logger: log})
+		go tracker.Run()
+	}
+	var counter routing.Counter
+	if tracker != nil {
+		counter = tracker
+	}
 	hub := routing.New(store, sse.AppendEntry, routing.Options{
+		Presence:        counter,
 		QueueLen:        c.QueueLen,
 		MaxConnsPerUser: c.MaxConnsPerUser,
 		MaxConns:        maxConns(c.MaxConns),
@@ -106,6 +123,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	handler := server.New(server.Config{
 		Verifier:           verifier,
 		Store:              store,
+		Presence:           presenceBackend,
 		Streams:            streams,
 		Metrics:            m,
 		Gatherer:           reg,
@@ -171,6 +189,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("drain timed out; closing the rest", "err", err)
 		srv.Close()
 		_ = streams.Wait(drainCtx)
+	}
+	if tracker != nil {
+		// The streams are closed: the tracker writes their users' counts
+		// down and gives its lease up.
+		pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		tracker.Close(pctx)
+		pcancel()
 	}
 	log.Info("stopped")
 	return nil

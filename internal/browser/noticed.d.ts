@@ -28,6 +28,18 @@ export interface ConnectOptions {
   hangTimeout?: number;
 }
 
+/**
+ * The data of a "read" event: the user's read state, shared by all of
+ * their devices. A stream's first event is one (no id), each mark made
+ * with POST /notice/read is one more, in order with the events; a tab
+ * that joins a shared stream gets the state as the leading tab knows it.
+ */
+export interface ReadState {
+  upTo: string;
+  ids: string[];
+  unread: number;
+}
+
 /** The shape of an EventSource, plus lastEventId. */
 export declare class NoticedSource extends EventTarget {
   static readonly CONNECTING: 0;

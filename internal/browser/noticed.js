@@ -67,6 +67,9 @@ export class NoticedSource extends EventTarget {
   // shared mode
   #name = ""; #bc = null; #leading = false; #lockAbort = null; #release = null;
   #streamAbort = null; #beatTimer = null; #watchTimer = null; #lastBeat = 0; #stealing = false;
+  // the user's read state as this tab last knew it, kept up to date with
+  // the events since, so that the leader can give it to a tab that joins
+  #readNow = null;
   // native mode
   #es = null; #retryTimer = null;
 
@@ -142,7 +145,18 @@ export class NoticedSource extends EventTarget {
       if (this.#last && !idLess(this.#last, m.id)) return;
       this.#last = m.id;
     }
+    this.#track(m);
     this.#fire(m.type, { data: m.data, lastEventId: m.hasId ? m.id : this.#last, origin: this.#origin });
+  }
+
+  // #track keeps #readNow: a read event gives the state; each event after
+  // it is one more unread.
+  #track(m) {
+    if (m.type === "read") {
+      try { this.#readNow = JSON.parse(m.data); } catch { /* not noticed's */ }
+    } else if (m.type !== "gap" && m.hasId && this.#readNow) {
+      this.#readNow.unread++;
+    }
   }
 
   #position(id) {
@@ -167,9 +181,11 @@ export class NoticedSource extends EventTarget {
   // ---- native EventSource (shared: false) ----
 
   #fromNative = (e) => {
-    // Every event noticed sends has an id but gap, whose lastEventId is
-    // the one before it.
-    this.#deliver({ type: e.type, data: e.data, id: e.lastEventId, hasId: e.type !== "gap" && !!e.lastEventId });
+    // Every event noticed sends has an id but gap and the read state a
+    // stream starts with, whose lastEventId is the one before them: ids
+    // only grow, so a read event at the last id shown carried none.
+    const idless = e.type === "gap" || (e.type === "read" && e.lastEventId === this.#last);
+    this.#deliver({ type: e.type, data: e.data, id: e.lastEventId, hasId: !idless && !!e.lastEventId });
   };
 
   async #openNative() {
@@ -211,10 +227,18 @@ export class NoticedSource extends EventTarget {
 
   #onShared(m) {
     if (this.#leading) {
-      if (m.t === "hello") this.#beat();
+      if (m.t === "hello") {
+        this.#beat();
+        // The stream's first read state went out before this tab came.
+        if (this.#readNow) this.#post({ t: "rs", data: JSON.stringify(this.#readNow) });
+      }
       return;
     }
     if (m.t === "hello") return;
+    if (m.t === "rs") {
+      if (!this.#readNow) this.#deliver({ type: "read", data: m.data, hasId: false });
+      return;
+    }
     this.#lastBeat = Date.now();
     if (m.t === "ev") this.#deliver(m);
     else if (m.t === "pos") this.#position(m.id);

@@ -1,6 +1,8 @@
-// Package demo serves a one-page demonstration of noticed: it subscribes
-// with the browser's own EventSource, lists notifications as they arrive,
-// and publishes one from a form. Dev mode mounts it at GET /.
+// Package demo serves a one-page demonstration of noticed, a small inbox:
+// it lists the user's history, subscribes with the browser's own
+// EventSource, keeps an unread badge from the read events, marks items
+// read on a click or all at once, and publishes one from a form. Dev mode
+// mounts it at GET /.
 package demo
 
 import (

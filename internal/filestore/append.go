@@ -24,6 +24,11 @@ type appendReq struct {
 	msgs []routing.Message
 	ids  []notice.ID
 	done chan error // buffered: the writer never waits for the caller
+	// ifNewest, when set, makes the request conditional (AppendIfNewest):
+	// its one message is added only while its user's newest retained
+	// entry has this id; conflict says it was not.
+	ifNewest *notice.ID
+	conflict bool
 }
 
 // Append adds each message with an id like Redis would give it (see
@@ -40,12 +45,21 @@ func (s *Store) Append(ctx context.Context, msgs []routing.Message) ([]notice.ID
 		}
 	}
 	r := &appendReq{msgs: msgs, ids: make([]notice.ID, len(msgs)), done: make(chan error, 1)}
+	if err := s.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	s.follows.Appended(msgs)
+	return r.ids, nil
+}
+
+// submit hands r to the writer and waits for its answer.
+func (s *Store) submit(ctx context.Context, r *appendReq) error {
 	select {
 	case s.appends <- r:
 	case <-s.stop:
-		return nil, s.fail(bolt.ErrDatabaseNotOpen)
+		return s.fail(bolt.ErrDatabaseNotOpen)
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	var err error
 	select {
@@ -60,13 +74,9 @@ func (s *Store) Append(ctx context.Context, msgs []routing.Message) ([]notice.ID
 	case <-ctx.Done():
 		// Like a Redis command that timed out, the entries may still be
 		// written.
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	if err != nil {
-		return nil, s.fail(err)
-	}
-	s.follows.Appended(msgs)
-	return r.ids, nil
+	return s.fail(err)
 }
 
 // write commits appends until Close. Whatever queued while one
@@ -109,6 +119,17 @@ func (s *Store) commit(batch []*appendReq) error {
 		now := s.opts.Now()
 		users, entries := tx.Bucket(bucketUsers), tx.Bucket(bucketEntries)
 		for _, r := range batch {
+			if r.ifNewest != nil {
+				cur, err := newestIn(users, entries, r.msgs[0].User, now)
+				if err != nil {
+					return err
+				}
+				// Set on every try: a transaction that failed and is
+				// written again must decide afresh.
+				if r.conflict = cur != *r.ifNewest; r.conflict {
+					continue
+				}
+			}
 			for i, m := range r.msgs {
 				last = embedded.NextID(last, now)
 				if err := s.put(users, entries, m, last, now); err != nil {

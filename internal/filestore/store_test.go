@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/routing/storetest"
 )
@@ -20,6 +21,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, o storetest.Options) routing.Store {
 		return open(t, Options{Path: filepath.Join(t.TempDir(), "noticed.db"), MaxLen: int(o.MaxLen), TTL: o.TTL})
 	})
+}
+
+func TestPresenceConformance(t *testing.T) {
+	storetest.RunPresence(t, func(t *testing.T) presence.Backend {
+		return presence.NewLocal(open(t, Options{Path: filepath.Join(t.TempDir(), "noticed.db")}), "")
+	}, false)
 }
 
 func open(t *testing.T, o Options) *Store {

@@ -88,27 +88,32 @@ func (s *Store) Append(ctx context.Context, msgs []routing.Message) ([]notice.ID
 	s.mu.Lock()
 	now := s.opts.Now()
 	for i, m := range msgs {
-		st := s.live(m.User, now)
-		if st == nil {
-			st = &stream{}
-			s.streams[m.User] = st
-		}
-		id := embedded.NextID(st.last, now)
-		st.last = id
-		st.entries = append(st.entries, notice.Entry{ID: id, Event: m.Event, Data: m.Data})
-		if s.opts.MaxLen > 0 && len(st.entries) > s.opts.MaxLen {
-			// Reslicing drops the oldest; append's next reallocation
-			// releases them, so trimming costs no copy per entry.
-			drop := len(st.entries) - s.opts.MaxLen
-			clear(st.entries[:drop])
-			st.entries = st.entries[drop:]
-		}
-		st.expires = now.Add(s.opts.TTL)
-		ids[i] = id
+		ids[i] = s.add(m, now)
 	}
 	s.mu.Unlock()
 	s.follows.Appended(msgs)
 	return ids, nil
+}
+
+// add appends m to its user's stream with retention; callers hold s.mu.
+func (s *Store) add(m routing.Message, now time.Time) notice.ID {
+	st := s.live(m.User, now)
+	if st == nil {
+		st = &stream{}
+		s.streams[m.User] = st
+	}
+	id := embedded.NextID(st.last, now)
+	st.last = id
+	st.entries = append(st.entries, notice.Entry{ID: id, Event: m.Event, Data: m.Data})
+	if s.opts.MaxLen > 0 && len(st.entries) > s.opts.MaxLen {
+		// Reslicing drops the oldest; append's next reallocation
+		// releases them, so trimming costs no copy per entry.
+		drop := len(st.entries) - s.opts.MaxLen
+		clear(st.entries[:drop])
+		st.entries = st.entries[drop:]
+	}
+	st.expires = now.Add(s.opts.TTL)
+	return id
 }
 
 // Read answers each cursor from the retained entries, with embedded.Gap's

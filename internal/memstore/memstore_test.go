@@ -3,6 +3,7 @@ package memstore
 import (
 	"testing"
 
+	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/routing/storetest"
 )
@@ -13,4 +14,12 @@ func TestConformance(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+func TestPresenceConformance(t *testing.T) {
+	storetest.RunPresence(t, func(t *testing.T) presence.Backend {
+		s := New(Options{MaxLen: 100})
+		t.Cleanup(func() { s.Close() })
+		return presence.NewLocal(s, "")
+	}, false)
 }

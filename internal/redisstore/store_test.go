@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/redistest"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/routing/storetest"
@@ -143,4 +144,11 @@ func TestWrongTypeIsNotUnavailable(t *testing.T) {
 	if err == nil || errors.Is(err, routing.ErrUnavailable) {
 		t.Errorf("Read of a string key: %v; want an error that is not ErrUnavailable", err)
 	}
+}
+
+func TestPresenceConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	storetest.RunPresence(t, func(t *testing.T) presence.Backend {
+		return newStore(t, Options{URL: srv.URL()}).Presence(storetest.User(t))
+	}, true)
 }

@@ -44,8 +44,17 @@ type Options struct {
 	// behind enough that entries may have been trimmed before it read them,
 	// and it asks the store.
 	TrimLen int
-	Metrics *metrics.Metrics
-	Logger  *slog.Logger
+	// Presence hears how many streams each user has open here whenever
+	// that changes; nil: nobody.
+	Presence Counter
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+}
+
+// Counter is told, under the hub's lock and so in order, how many streams
+// a user has open on this instance. It must not block.
+type Counter interface {
+	Counted(user string, n int)
 }
 
 // A store that does not answer is asked again after 50ms, doubling up to 2s.
@@ -221,6 +230,9 @@ func (h *Hub) Subscribe(name string) (*Conn, error) {
 	u.conns = append(u.conns, c)
 	h.conns++
 	h.m.StreamsOpen.Inc()
+	if h.opts.Presence != nil {
+		h.opts.Presence.Counted(name, len(u.conns))
+	}
 	return c, nil
 }
 
@@ -241,6 +253,9 @@ func (h *Hub) Unsubscribe(c *Conn) {
 	c.index = -1
 	h.conns--
 	h.m.StreamsOpen.Dec()
+	if h.opts.Presence != nil {
+		h.opts.Presence.Counted(u.name, len(u.conns))
+	}
 	if len(u.conns) == 0 && u.state == ready {
 		u.state = leaving
 		go h.unfollow(u)

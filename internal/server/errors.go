@@ -13,6 +13,7 @@ import (
 // Errors of the HTTP layer; the rest come from the packages below it.
 var (
 	ErrForbidden   = errors.New("token lacks the publish scope")
+	ErrOwnOnly     = errors.New("read state is changed only with the user's own token, without user=")
 	ErrBadBody     = errors.New("bad request body")
 	ErrTooLarge    = errors.New("request body too large")
 	ErrTimeout     = errors.New("request body not received in time")
@@ -26,7 +27,7 @@ func status(err error) int {
 	switch {
 	case auth.Refused(err):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden), errors.Is(err, ErrForeignOrigin):
+	case errors.Is(err, ErrForbidden), errors.Is(err, ErrForeignOrigin), errors.Is(err, ErrOwnOnly):
 		return http.StatusForbidden
 	case errors.Is(err, ErrBadBody), errors.Is(err, sse.ErrBadLastEventID),
 		errors.Is(err, sse.ErrRequestBody):
@@ -39,6 +40,8 @@ func status(err error) int {
 		return http.StatusMethodNotAllowed
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, ErrNotSupported):
+		return http.StatusNotImplemented
 	case errors.Is(err, ErrHTTPVersion):
 		return http.StatusHTTPVersionNotSupported
 	case errors.Is(err, routing.ErrUserLimit):

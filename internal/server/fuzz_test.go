@@ -47,3 +47,30 @@ func FuzzPublishBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMarkBody holds the read-mark parser to its promises on any input:
+// no panic, and anything accepted is valid I-JSON naming upTo or at least
+// one id, at most inbox.MaxIDs of them.
+func FuzzMarkBody(f *testing.F) {
+	f.Add([]byte(`{"upTo":"1764150000000-0"}`), "application/json")
+	f.Add([]byte(`{"ids":["1-0","2"]}`), "")
+	f.Add([]byte(`{"upTo":"1-0","ids":[]}`), "application/json")
+	f.Add([]byte(`{"upTo":"1-0","upTo":"2-0"}`), "application/json")
+	f.Add([]byte(`{"ids":["1-x"]}`), "application/json")
+	f.Add([]byte("{\"upTo\":\"1\xff\"}"), "application/json")
+	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
+		upTo, ids, err := parseMark(body, contentType)
+		if err != nil {
+			return
+		}
+		if upTo == nil && len(ids) == 0 {
+			t.Fatalf("accepted %q with nothing to mark", body)
+		}
+		if len(ids) > 1000 {
+			t.Fatalf("accepted %d ids", len(ids))
+		}
+		if !jsontext.Value(body).IsValid() {
+			t.Fatalf("accepted invalid I-JSON %q", body)
+		}
+	})
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/noticed/noticed/internal/auth"
 	"github.com/noticed/noticed/internal/memstore"
 	"github.com/noticed/noticed/internal/metrics"
+	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/server"
 	"github.com/noticed/noticed/internal/sse"
@@ -86,7 +87,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
+	pres := presence.NewLocal(store, "")
+	tracker := presence.NewTracker(pres, presence.Options{Logger: log})
+	go tracker.Run()
 	hub := routing.New(store, sse.AppendEntry, routing.Options{
+		Presence: tracker,
 		QueueLen: o.queueLen, MaxConnsPerUser: o.perUser, MaxConns: o.maxConns, Metrics: m, Logger: log,
 	})
 	go hub.Run()
@@ -100,6 +105,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	h := server.New(server.Config{
 		Verifier:    verifier,
 		Store:       store,
+		Presence:    pres,
 		Streams:     sse.NewHandler(hub, store, sse.Options{Heartbeat: o.heartbeat, Metrics: m, Logger: log, WriteTimeout: o.writeTimeout}),
 		Metrics:     m,
 		Gatherer:    reg,
@@ -122,6 +128,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	go func() { served <- l.Serve() }()
 	t.Cleanup(func() {
 		hub.Close()
+		tracker.Close(context.Background())
 		l.Close()
 		if err := <-served; err != http.ErrServerClosed {
 			t.Errorf("Serve: %v", err)
@@ -162,8 +169,16 @@ type stream struct {
 	cancel  context.CancelFunc
 }
 
-// open starts a stream and waits for its status line.
+// open starts a stream and waits for its status line; the read state it
+// starts with is left out of its events.
 func (e *env) open(query string, header http.Header) (*http.Response, *stream) {
+	e.t.Helper()
+	return e.openStream(query, header, false)
+}
+
+// openStream is open; with readState the stream's first read state is
+// its first event.
+func (e *env) openStream(query string, header http.Header, readState bool) (*http.Response, *stream) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/notice?"+query, nil)
@@ -183,6 +198,7 @@ func (e *env) open(query string, header http.Header) (*http.Response, *stream) {
 	go func() {
 		r := sse.NewReader(resp.Body)
 		r.Comments = true
+		r.ReadState = readState
 		for {
 			ev, err := r.Next()
 			if err != nil {

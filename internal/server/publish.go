@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/noticed/noticed/internal/inbox"
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/strictjson"
@@ -209,6 +210,11 @@ func (req *publishRequest) check(lim limits) error {
 	req.users = unique
 	if err := notice.ValidEventLen(req.event, lim.eventLen); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	if req.event == inbox.EventRead {
+		// The user's read marks are "read" entries: a published one
+		// would be taken for the user's own read state.
+		return fmt.Errorf("%w: event type %q is reserved for read state (POST /notice/read)", ErrBadBody, inbox.EventRead)
 	}
 	// A JSON body's text is checked as it is parsed; a form's data is not,
 	// and an event stream is text: bytes that are none would reach the

@@ -21,6 +21,7 @@ import (
 	"github.com/noticed/noticed/internal/browser"
 	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/notice"
+	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/sse"
 )
@@ -29,6 +30,8 @@ import (
 type Config struct {
 	Verifier *auth.Verifier
 	Store    routing.Store
+	// Presence answers GET /presence; nil: 501.
+	Presence presence.Backend
 	Streams  *sse.Handler
 	Metrics  *metrics.Metrics
 	Gatherer prometheus.Gatherer
@@ -103,6 +106,9 @@ func New(cfg Config) http.Handler {
 	}
 	r.With(s.sameOrigin).Get("/notice", s.subscribe)
 	r.With(s.sameOrigin).Post("/notice", s.publish)
+	r.With(s.sameOrigin).Get("/notice/history", s.history)
+	r.With(s.sameOrigin).Post("/notice/read", s.markRead)
+	r.Get("/presence", s.presence)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	browser.Mount(r)

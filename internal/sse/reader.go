@@ -26,7 +26,19 @@ type Reader struct {
 	retry  int64
 	// Comments makes Next return heartbeat comments as events too.
 	Comments bool
+	// ReadState makes Next return the read state a stream starts with
+	// (an "event: read" with no id); otherwise Initial holds it, and
+	// tests of events see only events. Read marks later in the stream
+	// are always returned.
+	ReadState bool
+
+	started bool
+	initial *Event
 }
+
+// Initial returns the read-state block the stream started with, once
+// Next has gone past it (nil when there was none or ReadState is set).
+func (p *Reader) Initial() *Event { return p.initial }
 
 // NewReader reads events from r.
 func NewReader(r io.Reader) *Reader {
@@ -70,6 +82,21 @@ func (p *Reader) readLine() (string, error) {
 
 // Next returns the next dispatched event.
 func (p *Reader) Next() (Event, error) {
+	for {
+		ev, err := p.next()
+		if err != nil || ev.Comment || p.started {
+			return ev, err
+		}
+		p.started = true
+		if !p.ReadState && ev.Type == "read" && !ev.HasID {
+			p.initial = &ev
+			continue
+		}
+		return ev, nil
+	}
+}
+
+func (p *Reader) next() (Event, error) {
 	var data strings.Builder
 	var typ string
 	hasData, hasID := false, false

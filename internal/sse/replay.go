@@ -30,13 +30,20 @@ func (s *stream) begin(start notice.ID, startErr error, from notice.ID, replay b
 			s.end()
 			return false
 		}
-		if !replay {
+		if replay {
+			s.appendReadState(from)
+		} else {
 			// The headers went out before the backend answered, so entries
 			// added since then are this stream's, though they may be older
 			// than start. Redis ids are its clock's milliseconds: replay
 			// from a little before the headers (clock skew), never
 			// announcing a gap the client did not ask about.
 			since := notice.ID{Ms: uint64(max(headersAt.Add(-skewMargin).UnixMilli(), 0))}
+			at := start
+			if since.Less(start) {
+				at = since
+			}
+			s.appendReadState(at)
 			if since.Less(start) {
 				s.lastSent = since
 				if !s.replayFrom(since, start, false) {
@@ -47,6 +54,10 @@ func (s *stream) begin(start notice.ID, startErr error, from notice.ID, replay b
 				}
 			}
 		}
+	} else if replay {
+		s.appendReadState(from)
+	} else {
+		s.appendReadState(start)
 	}
 	s.lastSent = start
 	if replay {

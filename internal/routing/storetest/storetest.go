@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentAppendsKeepOrder", testConcurrentAppendsKeepOrder},
 		{"Ping", testPing},
 	}
+	cases = append(cases, inboxCases...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,87 @@
+package presence_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/noticed/noticed/internal/faultproxy"
+	"github.com/noticed/noticed/internal/presence"
+	"github.com/noticed/noticed/internal/redisstore"
+	"github.com/noticed/noticed/internal/redistest"
+)
+
+// TestLapsedInstanceComesBack: instance A loses Redis for longer than its
+// lease. B takes A's share away (A's user goes offline); when Redis
+// answers A again, A finds its lease lapsed, takes a new name and writes
+// its user again (online again). Counts are right all along the way.
+func TestLapsedInstanceComesBack(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := faultproxy.Start(t, srv.Addr())
+	log := slog.New(slog.DiscardHandler)
+	open := func(addr string) *redisstore.Store {
+		s, err := redisstore.New(context.Background(), redisstore.Options{URL: "redis://" + addr + "/0", Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	const lease = 600 * time.Millisecond
+	key := "presence-lapse"
+	a := presence.NewTracker(open(proxy.Addr()).Presence(key), presence.Options{Instance: "A", Lease: lease, Logger: log})
+	direct := open(srv.Addr()).Presence(key)
+	b := presence.NewTracker(direct, presence.Options{Instance: "B", Lease: lease, Logger: log})
+	go a.Run()
+	go b.Run()
+	defer b.Close(context.Background())
+	defer a.Close(context.Background())
+
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	states := func() []string {
+		entries, _ := rdb.XRange(context.Background(), key, "-", "+").Result()
+		var out []string
+		for _, e := range entries {
+			out = append(out, e.Values["state"].(string))
+		}
+		return out
+	}
+	streams := func() int {
+		infos, err := direct.Counts(context.Background(), []string{"u1"})
+		if err != nil {
+			return -1
+		}
+		return infos[0].Streams
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s (states %v, streams %d)", what, states(), streams())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	a.Counted("u1", 1)
+	waitFor("u1 online through A", func() bool { return streams() == 1 && len(states()) == 1 })
+	proxy.Drop()
+	waitFor("B to take A's share away", func() bool { return streams() == 0 && len(states()) == 2 })
+	if err := proxy.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("A back, under a new name", func() bool { return streams() == 1 && len(states()) == 3 })
+	if got := states(); got[0] != "online" || got[1] != "offline" || got[2] != "online" {
+		t.Errorf("transitions %v, want online, offline, online", got)
+	}
+	if a.Instance() == "A" {
+		t.Errorf("A kept its lapsed name")
+	}
+	a.Counted("u1", 0)
+	waitFor("u1 offline", func() bool { return streams() == 0 && len(states()) == 4 })
+}
