@@ -3,6 +3,7 @@ package redisstore
 import (
 	"testing"
 
+	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/redistest"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/routing/storetest"
@@ -14,6 +15,9 @@ func TestConformanceSentinel(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, o storetest.Options) routing.Store {
 		return newStore(t, Options{URL: set.URL(), MaxLen: o.MaxLen, TTL: o.TTL})
 	})
+	storetest.RunPresence(t, func(t *testing.T) presence.Backend {
+		return newStore(t, Options{URL: set.URL()}).Presence(storetest.User(t))
+	}, true)
 }
 
 func TestConformanceCluster(t *testing.T) {
@@ -28,6 +32,9 @@ func TestConformanceCluster(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, o storetest.Options) routing.Store {
 		return newStore(t, Options{URL: c.URL(), MaxLen: o.MaxLen, TTL: o.TTL})
 	})
+	storetest.RunPresence(t, func(t *testing.T) presence.Backend {
+		return newStore(t, Options{URL: c.URL()}).Presence(storetest.User(t))
+	}, true)
 }
 
 func TestKeySlot(t *testing.T) {
