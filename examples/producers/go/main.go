@@ -13,6 +13,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -29,16 +30,27 @@ func main() {
 
 	// One stream per user; the braces are a Redis Cluster hash tag.
 	// MAXLEN ~ 1000 keeps the stream short, as noticed's -stream-maxlen does.
-	id, err := rdb.XAdd(ctx, &redis.XAddArgs{
+	// Then WAIT until REDIS_WAIT_REPLICAS replicas hold the entry (what
+	// noticed's -publish-replicas does for POST): Redis replicates
+	// asynchronously, and without it a failover can lose an acknowledged
+	// entry. WAIT counts what its own connection wrote, so both go down one
+	// pipeline.
+	replicas, _ := strconv.Atoi(os.Getenv("REDIS_WAIT_REPLICAS"))
+	pipe := rdb.Pipeline()
+	xadd := pipe.XAdd(ctx, &redis.XAddArgs{
 		Stream: "notice:{" + os.Getenv("NOTICED_USER") + "}",
 		MaxLen: 1000,
 		Approx: true,
 		Values: []any{"event", "order.shipped", "data", `{"order":1234}`},
-	}).Result()
-	if err != nil {
+	})
+	wait := pipe.Do(ctx, "WAIT", replicas, 1000) // milliseconds
+	if _, err := pipe.Exec(ctx); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("XADD", id)
+	fmt.Println("XADD", xadd.Val())
+	if held, _ := wait.Int64(); held < int64(replicas) {
+		log.Fatalf("WAIT: %d of %d replicas hold the entry", held, replicas)
+	}
 
 	// Many users at once, over HTTP.
 	body, _ := json.Marshal(map[string]any{"users": strings.Fields(os.Getenv("NOTICED_USERS")), "data": "maintenance at noon"})

@@ -16,6 +16,14 @@ const id = await redis.xAdd(
   { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: 1000 } },
 );
 console.log("XADD", id);
+
+// Durable before going on: WAIT until REDIS_WAIT_REPLICAS replicas hold the
+// entry (what noticed's -publish-replicas does for POST). Redis replicates
+// asynchronously; without this a failover can lose an acknowledged entry.
+// WAIT counts what its own connection wrote: this client has one.
+const replicas = Number(env.REDIS_WAIT_REPLICAS ?? 0);
+const held = await redis.sendCommand(["WAIT", String(replicas), "1000"]);
+if (held < replicas) throw new Error(`WAIT: ${held} of ${replicas} replicas hold the entry`);
 await redis.quit();
 
 // Many users at once, over HTTP.

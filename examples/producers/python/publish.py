@@ -13,13 +13,23 @@ user = os.environ["NOTICED_USER"]
 
 # One stream per user; the braces are a Redis Cluster hash tag.
 # MAXLEN ~ 1000 keeps the stream short, as noticed's -stream-maxlen does.
-entry_id = r.xadd(
+# Then WAIT until REDIS_WAIT_REPLICAS replicas hold the entry (what noticed's
+# -publish-replicas does for POST): Redis replicates asynchronously, and
+# without it a failover can lose an acknowledged entry. WAIT counts what its
+# own connection wrote, so both go down one pipeline.
+replicas = int(os.environ.get("REDIS_WAIT_REPLICAS", "0"))
+pipe = r.pipeline(transaction=False)
+pipe.xadd(
     f"notice:{{{user}}}",
     {"event": "order.shipped", "data": json.dumps({"order": 1234}, separators=(",", ":"))},
     maxlen=1000,
     approximate=True,
 )
+pipe.execute_command("WAIT", replicas, 1000)
+entry_id, held = pipe.execute()
 print("XADD", entry_id.decode())
+if held < replicas:
+    raise SystemExit(f"WAIT: {held} of {replicas} replicas hold the entry")
 
 # Many users at once, over HTTP.
 body = json.dumps({"users": os.environ["NOTICED_USERS"].split(), "data": "maintenance at noon"}).encode()
