@@ -330,6 +330,11 @@ func readTruth(ctx context.Context, rdb redis.UniversalClient, users []string) (
 		}
 		out[u] = nil // read, even if empty
 		for _, m := range msgs {
+			if _, marker := m.Values["noticed-lost"]; marker && len(m.Values) == 1 {
+				// noticed's record that Redis lost entries up to it (a
+				// failover): never delivered, not a publish.
+				continue
+			}
 			typ, _ := m.Values["event"].(string)
 			data, _ := m.Values["data"].(string)
 			out[u] = append(out[u], entry{id: m.ID, typ: typ, data: data})
