@@ -267,6 +267,11 @@ func (p *publisher) add(ctx context.Context, args *redis.XAddArgs) (string, erro
 	add := pipe.XAdd(ctx, args)
 	wait := pipe.Do(ctx, "WAIT", p.replicas, 1000)
 	if _, err := pipe.Exec(ctx); err != nil {
+		if cc, ok := p.rdb.(*redis.ClusterClient); ok && strings.HasPrefix(err.Error(), "MOVED ") {
+			// Sent to a node's own connection, the redirect is the
+			// producer's to follow: the next XADD goes to the new master.
+			cc.ReloadState(ctx)
+		}
 		return "", err
 	}
 	if n, err := wait.Int64(); err != nil || n < int64(p.replicas) {
