@@ -588,21 +588,22 @@ func (l *ledger) verify(truth truth, streams []*eventSource, report func(format 
 	// it must have been told: by then it can be known.
 	for _, es := range streams {
 		_, conns, _ := es.snapshot()
-		missed := false
+		var missed *attempt
 		for _, a := range l.attempts() {
 			k := dataKey(a.user, a.data)
 			if a.user == es.user && readLost[k] && !received[es][a.data] && len(conns) > 0 && a.sent.After(conns[0].opened) {
-				missed = true
+				missed = a
 				break
 			}
 		}
-		if !missed {
+		if missed == nil {
 			continue
 		}
 		o.lostStreams++
 		if !gapped[es] {
 			o.missedGapless++
-			report("stream of %s lacks an entry Redis lost after an instance read it, and got no gap", es.user)
+			report("stream of %s lacks %s (%s, %s), which Redis lost after an instance read it, and got no gap; %s",
+				es.user, missed.id, missed.data, missed.via, es.describe())
 		}
 	}
 	return o
