@@ -26,8 +26,9 @@ import (
 // and nginx in front of them, all on loopback ports of their own.
 type cluster struct {
 	t      *testing.T
-	redis  *redistest.Server  // nil on a Redis Cluster
-	rc     *redistest.Cluster // nil on one redis-server
+	redis  *redistest.Server   // nil on a Redis Cluster or Sentinel
+	rc     *redistest.Cluster  // set on a Redis Cluster
+	set    *redistest.Sentinel // set on Sentinel
 	rdb    redis.UniversalClient
 	secret string
 	pub    string // a publisher token, made by `noticed token`
@@ -88,6 +89,23 @@ func newClusterOnRedisCluster(t *testing.T, args ...string) *cluster {
 	c.rdb = redis.NewClusterClient(opt)
 	t.Cleanup(func() { c.rdb.Close() })
 	c.startAll(c.rc.URL(), args...)
+	return c
+}
+
+// newClusterOnSentinel is newCluster on a master, its replica and three
+// sentinels, the instances given the redis+sentinel:// URL.
+func newClusterOnSentinel(t *testing.T, args ...string) *cluster {
+	t.Helper()
+	need(t, "nginx", "nginx", "/usr/sbin/nginx")
+	c := &cluster{t: t, secret: "e2e-secret-" + t.Name() + "-0123456789abcdef", sent: map[string][]sent{}}
+	c.set = redistest.StartSentinel(t)
+	opt, err := redis.ParseFailoverURL(strings.Replace(c.set.URL(), "redis+sentinel://", "redis://", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.rdb = redis.NewFailoverClient(opt)
+	t.Cleanup(func() { c.rdb.Close() })
+	c.startAll(c.set.URL(), args...)
 	return c
 }
 

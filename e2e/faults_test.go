@@ -55,14 +55,21 @@ type faultRun struct {
 // test.
 func startFaultRun(t *testing.T, c *cluster, prefix string) (context.Context, *faultRun) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	return startFaultRunOf(t, c, prefix, faultUsers, 90*time.Second)
+}
+
+// startFaultRunOf is startFaultRun with users users (faultPerUser streams
+// each), the test bounded by limit.
+func startFaultRunOf(t *testing.T, c *cluster, prefix string, users int, limit time.Duration) (context.Context, *faultRun) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	t.Cleanup(cancel)
-	r := &faultRun{t: t, c: c, users: usersNamed(prefix, faultUsers), book: newLedger(), seed: uint64(time.Now().UnixNano())}
+	r := &faultRun{t: t, c: c, users: usersNamed(prefix, users), book: newLedger(), seed: uint64(time.Now().UnixNano())}
 	var err error
 	if r.streams, err = c.subscribeAll(ctx, r.users, faultPerUser); err != nil {
 		t.Fatal(err)
 	}
-	c.spread(t, faultUsers*faultPerUser)
+	c.spread(t, users*faultPerUser)
 	if err := c.waitReadyz(ctx, http.StatusOK); err != nil {
 		t.Fatal(err)
 	}

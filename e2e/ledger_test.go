@@ -45,6 +45,12 @@ type ledger struct {
 	seq    int
 	all    []*attempt
 	byData map[string]*attempt
+	// lossy: Redis may lose entries (a failover without
+	// -publish-replicas). verify then counts, rather than reports, what
+	// the contract allows for them: an entry delivered that Redis lost
+	// afterwards, an acknowledged entry lost, and entries a stream lacks
+	// once it was told of a gap.
+	lossy bool
 }
 
 func newLedger() *ledger { return &ledger{byData: map[string]*attempt{}} }
@@ -106,16 +112,42 @@ type publisher struct {
 	client  *http.Client
 	postURL string
 	token   string
-	rdb     *redis.Client // no retries: an XADD is sent once
+	rdb     redis.UniversalClient // no retries: an XADD is sent once
+	// replicas, when set, makes an XADD a producer's under
+	// -publish-replicas: XADD then WAIT on the same connection, counted
+	// acknowledged only when that many replicas hold it.
+	replicas int
 }
 
-// newPublisher publishes through the cluster's nginx and to its Redis.
+// newPublisher publishes through the cluster's nginx and to its Redis,
+// reached as the instances reach it: one server, Sentinel or Cluster.
 func (c *cluster) newPublisher(book *ledger) *publisher {
-	rdb := redis.NewClient(&redis.Options{
-		Addr:        c.redis.Addr(),
-		MaxRetries:  -1, // a retried XADD whose reply was lost appends twice
-		DialTimeout: time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
-	})
+	const dial, rw = time.Second, 2 * time.Second
+	var rdb redis.UniversalClient
+	switch {
+	case c.set != nil:
+		opt, err := redis.ParseFailoverURL(strings.Replace(c.set.URL(), "redis+sentinel://", "redis://", 1))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		opt.MaxRetries, opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = -1, dial, rw, rw
+		rdb = redis.NewFailoverClient(opt)
+	case c.rc != nil:
+		opt, err := redis.ParseClusterURL(strings.Replace(c.rc.URL(), "redis+cluster://", "redis://", 1))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		// Redirects are followed (MOVED and ASK during a reshard), as
+		// any Cluster client does.
+		opt.MaxRetries, opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = -1, dial, rw, rw
+		rdb = redis.NewClusterClient(opt)
+	default:
+		rdb = redis.NewClient(&redis.Options{
+			Addr:        c.redis.Addr(),
+			MaxRetries:  -1, // a retried XADD whose reply was lost appends twice
+			DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw,
+		})
+	}
 	c.t.Cleanup(func() { rdb.Close() })
 	return &publisher{book: book, client: c.client, postURL: c.url + "/notice", token: c.pub, rdb: rdb}
 }
@@ -208,13 +240,44 @@ func (p *publisher) xadd(ctx context.Context, user string) *attempt {
 		values = append(values, "event", a.typ)
 	}
 	values = append(values, "data", a.data)
-	id, err := p.rdb.XAdd(ctx, &redis.XAddArgs{Stream: streamKey(user), MaxLen: 1000, Approx: true, Values: values}).Result()
+	id, err := p.add(ctx, &redis.XAddArgs{Stream: streamKey(user), MaxLen: 1000, Approx: true, Values: values})
 	if err != nil {
 		p.book.finish(a, 0, "", err)
 	} else {
 		p.book.finish(a, http.StatusOK, id, nil)
 	}
 	return a
+}
+
+// add is the XADD, followed by WAIT on the same connection (in a Cluster,
+// the key's master's) when replicas is set.
+func (p *publisher) add(ctx context.Context, args *redis.XAddArgs) (string, error) {
+	if p.replicas == 0 {
+		return p.rdb.XAdd(ctx, args).Result()
+	}
+	var c redis.Cmdable = p.rdb
+	if cc, ok := p.rdb.(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, args.Stream)
+		if err != nil {
+			return "", err
+		}
+		c = m
+	}
+	pipe := c.Pipeline()
+	add := pipe.XAdd(ctx, args)
+	wait := pipe.Do(ctx, "WAIT", p.replicas, 1000)
+	if _, err := pipe.Exec(ctx); err != nil {
+		if cc, ok := p.rdb.(*redis.ClusterClient); ok && strings.HasPrefix(err.Error(), "MOVED ") {
+			// Sent to a node's own connection, the redirect is the
+			// producer's to follow: the next XADD goes to the new master.
+			cc.ReloadState(ctx)
+		}
+		return "", err
+	}
+	if n, err := wait.Int64(); err != nil || n < int64(p.replicas) {
+		return "", fmt.Errorf("WAIT %d: %d replicas hold it (%v)", p.replicas, n, err)
+	}
+	return add.Val(), nil
 }
 
 // one publishes one event for user, by POST or XADD at random.
@@ -272,6 +335,11 @@ func readTruth(ctx context.Context, rdb redis.UniversalClient, users []string) (
 		}
 		out[u] = nil // read, even if empty
 		for _, m := range msgs {
+			if _, marker := m.Values["noticed-lost"]; marker && len(m.Values) == 1 {
+				// noticed's record that Redis lost entries up to it (a
+				// failover): never delivered, not a publish.
+				continue
+			}
 			typ, _ := m.Values["event"].(string)
 			data, _ := m.Values["data"].(string)
 			out[u] = append(out[u], entry{id: m.ID, typ: typ, data: data})
@@ -314,6 +382,13 @@ type outcome struct {
 	streams, expected, delivered int
 	lost, duplicated, misrouted  int
 	outOfOrder, unknown, gaps    int
+
+	// Entries Redis lost (lossy ledgers only).
+	lostRead      int // entries Redis lost after an instance delivered them
+	toldGap       int // entries Redis holds that a stream told of a gap lacks
+	missedGapless int // streams that lacked an entry lost after it was read, and got no gap
+	lostStreams   int // streams that lacked an entry lost after it was read
+	ackedUnseen   int // acknowledged, lost, and read by no instance: a loss nobody can see
 }
 
 func (o outcome) String() string {
@@ -325,7 +400,16 @@ func (o outcome) String() string {
 // clean is true when every acknowledged event is in Redis and every
 // stream got exactly its user's entries, once, in order.
 func (o outcome) clean() bool {
-	return o.ackedMissing+o.lost+o.duplicated+o.misrouted+o.outOfOrder+o.unknown == 0
+	return o.ackedMissing+o.lost+o.duplicated+o.misrouted+o.outOfOrder+o.unknown+o.lostRead+o.toldGap == 0
+}
+
+// cleanAcrossLoss is clean for what a failover may lose: each stream got
+// every entry Redis still holds, or a gap; a stream that lacks an entry
+// Redis lost after an instance read it got a gap; nothing twice, out of
+// order or someone else's. Acknowledged entries lost are the caller's to
+// judge (none with -publish-replicas).
+func (o outcome) cleanAcrossLoss() bool {
+	return o.lost+o.duplicated+o.misrouted+o.outOfOrder+o.unknown+o.missedGapless == 0
 }
 
 // must is what a stream has to receive: every entry of its user whose
@@ -393,6 +477,9 @@ func (l *ledger) verify(truth truth, streams []*eventSource, report func(format 
 		n := inRedis[dataKey(a.user, a.data)]
 		if a.acked() && n == 0 {
 			o.ackedMissing++
+			if l.lossy {
+				continue
+			}
 			report("%s for %s was acknowledged (%s) but is not in Redis", a.data, a.user, a.id)
 		}
 		if !a.acked() && n > 0 {
@@ -403,6 +490,9 @@ func (l *ledger) verify(truth truth, streams []*eventSource, report func(format 
 		}
 	}
 
+	readLost := map[string]bool{} // dataKey of entries delivered, then lost by Redis
+	received := map[*eventSource]map[string]bool{}
+	gapped := map[*eventSource]bool{}
 	for _, es := range streams {
 		o.streams++
 		events, _, failure := es.snapshot()
@@ -414,10 +504,13 @@ func (l *ledger) verify(truth truth, streams []*eventSource, report func(format 
 			byID[e.id] = e
 		}
 		seen := map[string]bool{}
+		seenData := map[string]bool{}
 		prev := ""
+		gaps := 0
 		for _, ev := range events {
 			if ev.Type == "gap" {
 				o.gaps++
+				gaps++
 				continue
 			}
 			var p payload
@@ -433,10 +526,25 @@ func (l *ledger) verify(truth truth, streams []*eventSource, report func(format 
 				continue
 			}
 			seen[ev.ID] = true
+			seenData[ev.Data] = true
 			e, ok := byID[ev.ID]
 			wantType := e.typ
 			if wantType == "" {
 				wantType = "message"
+			}
+			if a := l.attemptOf(es.user, ev.Data); l.lossy && a != nil && inRedis[dataKey(es.user, ev.Data)] == 0 {
+				// Published, read by this stream's instance, then lost by
+				// Redis (its id may since name another entry).
+				if !readLost[dataKey(es.user, ev.Data)] {
+					readLost[dataKey(es.user, ev.Data)] = true
+					o.lostRead++
+				}
+				if prev != "" && !idLess(prev, ev.ID) {
+					o.outOfOrder++
+					report("stream of %s got %s after %s", es.user, ev.ID, prev)
+				}
+				prev = ev.ID
+				continue
 			}
 			if !ok || e.data != ev.Data || ev.Type != wantType {
 				o.unknown++
@@ -452,6 +560,10 @@ func (l *ledger) verify(truth truth, streams []*eventSource, report func(format 
 		lost := 0
 		for _, e := range l.must(es, truth) {
 			o.expected++
+			if !seen[e.id] && l.lossy && gaps > 0 {
+				o.toldGap++
+				continue
+			}
 			if !seen[e.id] {
 				if lost++; lost == 1 {
 					sent := "by someone else"
@@ -463,6 +575,36 @@ func (l *ledger) verify(truth truth, streams []*eventSource, report func(format 
 			}
 		}
 		o.lost += lost
+		received[es] = seenData
+		gapped[es] = gaps > 0
+	}
+
+	for _, a := range l.attempts() {
+		if _, read := truth[a.user]; read && a.acked() && inRedis[dataKey(a.user, a.data)] == 0 && !readLost[dataKey(a.user, a.data)] {
+			o.ackedUnseen++
+		}
+	}
+	// Each stream lacking an entry Redis lost after some instance read
+	// it must have been told: by then it can be known.
+	for _, es := range streams {
+		_, conns, _ := es.snapshot()
+		var missed *attempt
+		for _, a := range l.attempts() {
+			k := dataKey(a.user, a.data)
+			if a.user == es.user && readLost[k] && !received[es][a.data] && len(conns) > 0 && a.sent.After(conns[0].opened) {
+				missed = a
+				break
+			}
+		}
+		if missed == nil {
+			continue
+		}
+		o.lostStreams++
+		if !gapped[es] {
+			o.missedGapless++
+			report("stream of %s lacks %s (%s, %s), which Redis lost after an instance read it, and got no gap; %s",
+				es.user, missed.id, missed.data, missed.via, es.describe())
+		}
 	}
 	return o
 }
