@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"testing"
+	"time"
 
 	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/redistest"
@@ -35,6 +36,12 @@ func TestConformanceCluster(t *testing.T) {
 	storetest.RunPresence(t, func(t *testing.T) presence.Backend {
 		return newStore(t, Options{URL: c.URL()}).Presence(storetest.User(t))
 	}, true)
+	// -publish-replicas: one pipeline and one WAIT per master, each
+	// master's replica acknowledging its own share of the messages.
+	t.Run("MixedAppendWaitsOnEveryMaster", func(t *testing.T) {
+		t.Parallel()
+		storetest.MixedAppend(t, newStore(t, Options{URL: c.URL(), Replicas: 1, ReplicasTimeout: 5 * time.Second}))
+	})
 }
 
 func TestKeySlot(t *testing.T) {
