@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +41,14 @@ func TestConformanceCluster(t *testing.T) {
 	// master's replica acknowledging its own share of the messages.
 	t.Run("MixedAppendWaitsOnEveryMaster", func(t *testing.T) {
 		t.Parallel()
+		// A new cluster's replicas finish their first sync seconds later.
+		for _, m := range c.Masters() {
+			waitFor(t, "a replica online at "+m.Addr(), func() bool {
+				v, _ := redistest.Do(m.Addr(), "INFO", "replication")
+				s, _ := v.(string)
+				return strings.Contains(s, ",state=online,")
+			})
+		}
 		storetest.MixedAppend(t, newStore(t, Options{URL: c.URL(), Replicas: 1, ReplicasTimeout: 5 * time.Second}))
 	})
 }
