@@ -50,17 +50,16 @@ func (s *jwksServer) serve(issuers ...issuer) {
 	s.set = issuers
 }
 
-// TestJWKSURL: keys come from a provider named by NOTICED_JWKS_URL (the
-// flag's env twin); a key the provider starts using is accepted without a
-// restart; /readyz says the keys are fresh, then stale while the provider
-// is down (tokens still accepted), then not ready once they expired.
+// TestJWKSURL: keys come from a provider named by -jwks-url; a key the
+// provider starts using is accepted without a restart; /readyz says the
+// keys are fresh, then stale while the provider is down (tokens still
+// accepted), then not ready once they expired.
 func TestJWKSURL(t *testing.T) {
 	t.Parallel()
 	key1, key2 := newIssuer(t, "idp-1"), newIssuer(t, "idp-2")
 	idp := newJWKSServer(t, key1)
-	p := start(t, []string{"NOTICED_JWKS_URL=" + idp.URL}, "-addr", "127.0.0.1:0",
-		"-jwks-refresh", "1s", "-jwks-max-age", "4s", "-jwks-unknown-kid-interval", "1s")
-	if loaded := regexp.MustCompile(`"msg":"token keys loaded".*"kids":\["idp-1"\]`); !p.stdout.saw(loaded) {
+	p := runMain(t, "-jwks-url", idp.URL, "-jwks-refresh", "1s", "-jwks-max-age", "4s", "-jwks-unknown-kid-interval", "1s")
+	if loaded := regexp.MustCompile(`"msg":"token keys loaded".*"kids":\["idp-1"\]`); !loaded.MatchString(p.log.String()) {
 		t.Errorf("no start-up line matching %v", loaded)
 	}
 	readyz := func() (int, map[string]string) {

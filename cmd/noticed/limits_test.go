@@ -138,12 +138,11 @@ func expiredToken(t *testing.T, ago time.Duration) string {
 	return tok
 }
 
-// TestServeLimits runs the binary with every other limit lowered and checks
+// TestServeLimits runs noticed with every other limit lowered and checks
 // each one answers as documented.
 func TestServeLimits(t *testing.T) {
 	t.Parallel()
-	p := start(t, []string{"NOTICED_JWT_SECRET=" + limitSecret, "NOTICED_MAX_USER_LEN=8"},
-		"-addr", "127.0.0.1:0", "-read-header-timeout", "1h", "-idle-timeout", "300ms",
+	p := runMain(t, "-jwt-secret", limitSecret, "-max-user-len", "8", "-read-header-timeout", "1h", "-idle-timeout", "300ms",
 		"-max-conns-per-user", "1", "-max-conns", "2", "-max-event-len", "4",
 		"-max-users-per-publish", "2", "-max-payload", "256", "-jwt-leeway", "1m")
 
@@ -180,7 +179,7 @@ func TestServeLimits(t *testing.T) {
 	if full.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
-	// -max-user-len (from its env twin) applies to sub: 401 before any
+	// -max-user-len applies to sub: 401 before any
 	// stream limit is looked at.
 	wantError(t, get("123456789"), http.StatusUnauthorized, "1 to 8 bytes")
 

@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The three forms of -redis, as the README and the contract give them:
+// The three forms of -redis, as docs/operations.md and the contract give them:
 //
 //	redis://[user:password@]host:6379[/db]           one node (rediss:// for TLS)
 //	redis+sentinel://[user:password@]host:26379[/db]?master_name=NAME[&addr=host2:26379…]
