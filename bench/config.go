@@ -33,6 +33,7 @@ type config struct {
 	perUser     int
 	publish     string // "xadd" or "post"
 	postConns   int
+	postBatch   int
 	settle      time.Duration
 	inFlight    int
 	openTimeout time.Duration
@@ -124,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.perUser, "per-user", 1, "streams per user (C); users = streams / C")
 	fs.StringVar(&cfg.publish, "publish", "xadd", "how events are published to noticed: xadd (to Redis) or post (POST /notice); Nchan is always sent POSTs")
 	fs.IntVar(&cfg.postConns, "post-conns", 16, "concurrent keep-alive connections publishing by POST")
+	fs.IntVar(&cfg.postBatch, "post-batch", 1, `events per POST /notice to noticed (more than 1: one "events" batch body per request)`)
 	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "wait after start-up and after opening, before measuring memory")
 	fs.IntVar(&cfg.inFlight, "in-flight", 500, "connects under way at once, opening or reconnecting (0: no bound)")
 	fs.DurationVar(&cfg.openTimeout, "open-timeout", 2*time.Minute, "longest wait for every stream to open")
@@ -206,6 +208,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.postConns < 1 || cfg.inFlight < 0 || cfg.procs < 0 || cfg.sources < 0 || cfg.sources > 254 {
 		return config{}, errors.New("-post-conns must be at least 1; -in-flight, -procs and -sources not negative; -sources at most 254")
+	}
+	if cfg.postBatch < 1 || cfg.postBatch > 1000 {
+		return config{}, errors.New("-post-batch: 1 to 1000 (noticed's -max-users-per-publish)")
 	}
 	if cfg.behind < 1 {
 		return config{}, errors.New("-behind must be at least 1")

@@ -46,6 +46,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{[]string{"-mode", "load", "-streams", "10", "-per-user", "3"}, "not a multiple"},
 		{[]string{"-mode", "soak", "-rate", "0"}, "soak needs events"},
 		{[]string{"-mode", "load", "-publish", "carrier-pigeon"}, "want xadd or post"},
+		{[]string{"-mode", "load", "-publish", "post", "-post-batch", "0"}, "-post-batch: 1 to 1000"},
 		{[]string{"-mode", "load", "-url", "http://example.com:8000"}, "loopback addresses only"},
 		{[]string{"-mode", "load", "-url", "https://127.0.0.1:8000"}, "want http://host:port"},
 		{[]string{"-mode", "load", "-url", "http://127.0.0.1:8000", "-target", "noticed,nchan"}, "give one -target"},

@@ -27,6 +27,7 @@ type producer struct {
 	keys    []string // XADD keys
 	seq     []int64  // last sequence number per user (run's goroutine only)
 	conns   int
+	batch   int    // events per POST (noticed's "events" body when more than 1)
 	pubAuth string // "Bearer <publish token>" for noticed
 
 	ok       atomic.Int64 // events the server took
@@ -35,8 +36,11 @@ type producer struct {
 	firstErr string
 }
 
-func newProducer(t *target, via string, users []string, conns int) (*producer, error) {
-	p := &producer{t: t, via: via, users: users, seq: make([]int64, len(users)), conns: conns}
+func newProducer(t *target, via string, users []string, conns, batch int) (*producer, error) {
+	p := &producer{t: t, via: via, users: users, seq: make([]int64, len(users)), conns: conns, batch: max(batch, 1)}
+	if p.batch > 1 && (via != "post" || t.kind != "noticed") {
+		return nil, errors.New(`-post-batch: only noticed takes a batch ("events"), and only with -publish post`)
+	}
 	if via == "xadd" {
 		if t.rdb == nil {
 			return nil, errors.New("XADD needs the server's Redis")
@@ -93,8 +97,10 @@ func (p *producer) run(ctx context.Context, pl plan) (int64, time.Duration) {
 				pc := &postConn{p: p}
 				defer pc.close()
 				for batch := range jobs {
-					for _, it := range batch {
-						pc.post(ctx, it, pl.phase)
+					for len(batch) > 0 {
+						n := min(len(batch), p.batch)
+						pc.post(ctx, batch[:n], pl.phase)
+						batch = batch[n:]
 					}
 				}
 			})
@@ -120,12 +126,21 @@ func (p *producer) run(ctx context.Context, pl plan) (int64, time.Duration) {
 				due = min(due, pl.count)
 			}
 		}
-		if issued >= due {
-			next := start.Add(time.Duration(float64(issued) / pl.rate * float64(time.Second)))
+		// With -post-batch, wait until a whole batch is due (or the plan's
+		// count is all due): a request holds p.batch events.
+		want := int64(p.batch)
+		if pl.count > 0 {
+			want = min(want, pl.count-issued)
+		}
+		if issued >= due || (pl.rate > 0 && due-issued < want) {
+			next := start.Add(time.Duration(float64(issued+want-1) / pl.rate * float64(time.Second)))
+			if pl.count == 0 && next.Sub(start) >= pl.d {
+				next = start.Add(pl.d) // the plan ends before another batch is due
+			}
 			time.Sleep(time.Until(next))
 			continue
 		}
-		n := min(due-issued, maxBatch)
+		n := min(due-issued, max(maxBatch, want))
 		batch := make([]item, n)
 		for j := range batch {
 			u := pl.pick(issued + int64(j))
@@ -180,35 +195,43 @@ func (pc *postConn) close() {
 	}
 }
 
-// post publishes one event, stamped as it is written. A failed request
-// is not retried (it may have been applied); the connection is replaced
-// for the next one.
-func (pc *postConn) post(ctx context.Context, it item, phase byte) {
+// post publishes items, one event (or with more than one, noticed's
+// "events" batch), stamped as it is written. A failed request is not
+// retried (it may have been applied); the connection is replaced for the
+// next one.
+func (pc *postConn) post(ctx context.Context, items []item, phase byte) {
 	p := pc.p
 	if pc.c == nil {
 		d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
 		c, err := d.DialContext(ctx, "tcp", p.t.host)
 		if err != nil {
-			p.fail(fmt.Errorf("POST: connect: %w", simplifyNetErr(err)))
+			p.failEvents(len(items), fmt.Errorf("POST: connect: %w", simplifyNetErr(err)))
 			return
 		}
 		pc.c, pc.br = c, bufio.NewReaderSize(c, 1024)
 	}
-	user := p.users[it.user]
 	// The body first (stamped now), then the head that gives its length.
 	body := pc.body[:0]
 	var path, ctype string
-	if nchanRoutes(p.t.kind) {
+	switch {
+	case nchanRoutes(p.t.kind):
+		it := items[0]
+		user := p.users[it.user]
 		path, ctype = "/pub/"+user, "text/plain"
 		body = appendPayload(body, user, it.seq, time.Now().UnixNano(), phase)
-	} else {
+	case len(items) == 1:
 		path, ctype = "/notice", "application/json"
-		// User names and payloads hold nothing JSON must escape.
-		body = append(body, `{"user":"`...)
-		body = append(body, user...)
-		body = append(body, `","data":"`...)
-		body = appendPayload(body, user, it.seq, time.Now().UnixNano(), phase)
-		body = append(body, `"}`...)
+		body = appendEvent(body, p.users[items[0].user], items[0].seq, phase)
+	default:
+		path, ctype = "/notice", "application/json"
+		body = append(body, `{"events":[`...)
+		for i, it := range items {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = appendEvent(body, p.users[it.user], it.seq, phase)
+		}
+		body = append(body, "]}"...)
 	}
 	b := append(pc.buf[:0], "POST "...)
 	b = append(b, path...)
@@ -228,13 +251,13 @@ func (pc *postConn) post(ctx context.Context, it item, phase byte) {
 	pc.buf = b
 	_ = pc.c.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := pc.c.Write(b); err != nil {
-		p.fail(fmt.Errorf("POST: %w", simplifyNetErr(err)))
+		p.failEvents(len(items), fmt.Errorf("POST: %w", simplifyNetErr(err)))
 		pc.close()
 		return
 	}
 	resp, err := http.ReadResponse(pc.br, nil)
 	if err != nil {
-		p.fail(fmt.Errorf("POST: %w", simplifyNetErr(err)))
+		p.failEvents(len(items), fmt.Errorf("POST: %w", simplifyNetErr(err)))
 		pc.close()
 		return
 	}
@@ -248,14 +271,27 @@ func (pc *postConn) post(ctx context.Context, it item, phase byte) {
 	}
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated, http.StatusAccepted:
-		p.ok.Add(1)
+		p.ok.Add(int64(len(items)))
 	default:
-		p.fail(fmt.Errorf("POST: status %d %s", resp.StatusCode, strings.TrimSpace(string(answer))))
+		p.failEvents(len(items), fmt.Errorf("POST: status %d %s", resp.StatusCode, strings.TrimSpace(string(answer))))
 	}
 }
 
-func (p *producer) fail(err error) {
-	if p.failed.Add(1) == 1 {
+// appendEvent appends one noticed publish object for user, stamped now.
+// User names and payloads hold nothing JSON must escape.
+func appendEvent(b []byte, user string, seq int64, phase byte) []byte {
+	b = append(b, `{"user":"`...)
+	b = append(b, user...)
+	b = append(b, `","data":"`...)
+	b = appendPayload(b, user, seq, time.Now().UnixNano(), phase)
+	return append(b, `"}`...)
+}
+
+func (p *producer) fail(err error) { p.failEvents(1, err) }
+
+// failEvents counts n events the server did not take, for one reason.
+func (p *producer) failEvents(n int, err error) {
+	if p.failed.Add(int64(n)) == int64(n) {
 		p.mu.Lock()
 		p.firstErr = err.Error()
 		p.mu.Unlock()

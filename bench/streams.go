@@ -16,6 +16,7 @@ const streamsPerSource = 25000
 // runResult is one run: a mode, a target, a number of streams and a rate.
 type runResult struct {
 	Mode, Target, Publish string
+	PostBatch             int // events per POST (noticed's "events" batch past 1)
 	Streams, PerUser      int
 	Rate                  float64
 	Duration              time.Duration
@@ -103,7 +104,7 @@ func streamsMode(ctx context.Context, cfg config, stdout, stderr io.Writer) erro
 // oneRun starts the target, opens the streams, runs the mode and collects
 // what everybody saw.
 func oneRun(ctx context.Context, cfg config, tl *tools, kind string, n int, rate float64, progress io.Writer) *runResult {
-	r := &runResult{Mode: cfg.mode, Target: kind, Publish: cfg.publish, Streams: n, PerUser: cfg.perUser,
+	r := &runResult{Mode: cfg.mode, Target: kind, Publish: cfg.publish, PostBatch: cfg.postBatch, Streams: n, PerUser: cfg.perUser,
 		Rate: rate, Duration: cfg.duration, Behind: cfg.behind, InFlight: cfg.inFlight}
 	if nchanRoutes(kind) {
 		r.Publish = "post"
@@ -220,7 +221,7 @@ func oneRun(ctx context.Context, cfg config, tl *tools, kind string, n int, rate
 	if nchanRoutes(kind) {
 		via = "post"
 	}
-	p, err := newProducer(t, via, names, cfg.postConns)
+	p, err := newProducer(t, via, names, cfg.postConns, cfg.postBatch)
 	if err != nil {
 		r.Err = err
 		return r

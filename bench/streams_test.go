@@ -38,6 +38,8 @@ func TestRuns(t *testing.T) {
 			[]string{"## noticed, load: 40 streams (20 users × 2), 400 events/s via XADD for 1s", "lost 0, duplicated 0, misrouted 0", "p99.9", "KiB per stream", "result: ok"}},
 		{"load via POST", []string{"-mode", "load", "-target", "noticed", "-duration", "1s", "-publish", "post"},
 			[]string{"via POST", "lost 0, duplicated 0, misrouted 0", "result: ok"}},
+		{"load via POST in batches", []string{"-mode", "load", "-target", "noticed", "-duration", "1s", "-publish", "post", "-post-batch", "25"},
+			[]string{"via POST (batches of 25)", "lost 0, duplicated 0, misrouted 0", "result: ok"}},
 		{"open only", []string{"-mode", "load", "-target", "noticed", "-rate", "0"},
 			[]string{"opened 40 streams in", "KiB per stream", "result: ok"}},
 		{"storm", []string{"-mode", "storm", "-target", "noticed", "-behind", "3"},

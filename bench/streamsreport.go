@@ -71,6 +71,9 @@ func via(r *runResult) string {
 	case "xadd":
 		return "XADD"
 	case "post":
+		if r.PostBatch > 1 {
+			return fmt.Sprintf("POST (batches of %d)", r.PostBatch)
+		}
 		return "POST"
 	}
 	return "nothing"
@@ -346,6 +349,15 @@ var csvHeader = []string{
 	"soak_flat", "ok", "error",
 }
 
+// publishColumn is "xadd", "post", or "post/N" for batches of N events
+// (a column of its own would shift every later one in existing files).
+func publishColumn(r *runResult) string {
+	if r.Publish == "post" && r.PostBatch > 1 {
+		return "post/" + strconv.Itoa(r.PostBatch)
+	}
+	return r.Publish
+}
+
 // appendCSV adds r as one row to path, with the header first when the
 // file is new or empty.
 func appendCSV(path string, r *runResult) error {
@@ -394,7 +406,7 @@ func appendCSV(path string, r *runResult) error {
 		errText = strings.Join(strings.Fields(r.Err.Error()), " ")
 	}
 	row := []string{
-		time.Now().UTC().Format(time.RFC3339), r.Mode, r.Target, r.Publish, strconv.Itoa(r.Streams), strconv.Itoa(r.PerUser),
+		time.Now().UTC().Format(time.RFC3339), r.Mode, r.Target, publishColumn(r), strconv.Itoa(r.Streams), strconv.Itoa(r.PerUser),
 		num(r.Rate), num(r.Duration.Seconds()), strconv.Itoa(max(r.Procs, 1)),
 		strconv.FormatInt(r.Opened, 10), num(r.OpenTime.Seconds()), num(r.openRate()),
 		strconv.FormatInt(r.Sent, 10), strconv.FormatInt(r.WindowSent, 10), num(r.PubRate), strconv.FormatInt(r.Expected, 10),

@@ -80,7 +80,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.MaxConnsPerUser, "max-conns-per-user", 100, "open streams per user on this instance (429 past it); 0 no limit")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "open streams on this instance (503 past it); 0: from the open-files limit")
 	fs.Int64Var(&c.MaxPayload, "max-payload", 64<<10, "largest POST /notice body in bytes (413 past it)")
-	fs.IntVar(&c.MaxUsersPerPublish, "max-users-per-publish", 1000, "users one POST /notice may name (400 past it)")
+	fs.IntVar(&c.MaxUsersPerPublish, "max-users-per-publish", 1000, "users one POST /notice may name, or events one batch may hold (400 past it)")
 	fs.IntVar(&c.MaxUserLen, "max-user-len", notice.MaxUserLen, fmt.Sprintf("longest user id in bytes, 1 to %d: a token's sub (401 past it) and a published user (400)", notice.MaxUserLen))
 	fs.IntVar(&c.MaxEventLen, "max-event-len", notice.MaxEventLen, fmt.Sprintf("longest published event type in bytes, 1 to %d (400 past it)", notice.MaxEventLen))
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request line and headers in bytes (431 past it; Go allows 4 KiB over)")

@@ -1,7 +1,9 @@
 package redisstore
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/noticed/noticed/internal/presence"
 	"github.com/noticed/noticed/internal/redistest"
@@ -35,6 +37,20 @@ func TestConformanceCluster(t *testing.T) {
 	storetest.RunPresence(t, func(t *testing.T) presence.Backend {
 		return newStore(t, Options{URL: c.URL()}).Presence(storetest.User(t))
 	}, true)
+	// -publish-replicas: one pipeline and one WAIT per master, each
+	// master's replica acknowledging its own share of the messages.
+	t.Run("MixedAppendWaitsOnEveryMaster", func(t *testing.T) {
+		t.Parallel()
+		// A new cluster's replicas finish their first sync seconds later.
+		for _, m := range c.Masters() {
+			waitFor(t, "a replica online at "+m.Addr(), func() bool {
+				v, _ := redistest.Do(m.Addr(), "INFO", "replication")
+				s, _ := v.(string)
+				return strings.Contains(s, ",state=online,")
+			})
+		}
+		storetest.MixedAppend(t, newStore(t, Options{URL: c.URL(), Replicas: 1, ReplicasTimeout: 5 * time.Second}))
+	})
 }
 
 func TestKeySlot(t *testing.T) {

@@ -3,9 +3,11 @@ package server
 import (
 	"mime"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/noticed/noticed/internal/inbox"
 	"github.com/noticed/noticed/internal/notice"
 )
 
@@ -13,7 +15,8 @@ import (
 // no panic, and anything accepted names 1 to max valid, distinct users
 // within the length limit and a valid event type within its limit; an
 // accepted JSON body is valid I-JSON (each name once, all UTF-8), so no
-// member was guessed at and no byte was rewritten.
+// member was guessed at and no byte was rewritten. An accepted batch
+// holds 1 to max events, each with a valid user and event type.
 func FuzzPublishBody(f *testing.F) {
 	f.Add([]byte(`{"user":"42","event":"order.shipped","data":{"a":1}}`), "application/json")
 	f.Add([]byte(`{"users":["1","2",3],"data":"x"}`), "application/json; charset=utf-8")
@@ -23,10 +26,31 @@ func FuzzPublishBody(f *testing.F) {
 	f.Add([]byte(`{"user":"a","User":"b"}`), "application/json")
 	f.Add([]byte(`{"user":"a","us\u0065r":"b","data":{"k":1,"k":2}}`), "application/json")
 	f.Add([]byte("{\"users\":[\"a\xff\",\"a\xfe\"]}"), "application/json")
+	f.Add([]byte(`{"events":[{"user":"1","event":"a","data":{"x":1}},{"user":2,"data":"y"},{"user":"1"}]}`), "application/json")
+	f.Add([]byte(`{"events":[]}`), "application/json")
+	f.Add([]byte(`{"events":[{"user":"a"},{"user":"a"},{"user":"a"},{"user":"a"},{"user":"a"},{"user":"a"}]}`), "")
+	f.Add([]byte(`{"events":[{"user":"a","user":"b"}]}`), "application/json")
+	f.Add([]byte(`{"events":[{"users":["a"]},null,"x"],"user":"a"}`), "application/json")
+	f.Add([]byte(`{"events":[{"user":"a","event":"read"}],"data":1}`), "application/json")
+	f.Add([]byte("{\"events\":[{\"user\":\"a\",\"data\":\"\xff\"}]}"), "application/json")
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
 		const max = 5
 		req, err := parsePublish(body, contentType, limits{users: max, userLen: 20, eventLen: 10})
 		if err != nil {
+			return
+		}
+		if req.batch != nil {
+			if len(req.batch) == 0 || len(req.batch) > max || len(req.users) > 0 {
+				t.Fatalf("accepted a batch of %d events (and %d users)", len(req.batch), len(req.users))
+			}
+			for _, m := range req.batch {
+				if notice.ValidUserLen(m.User, 20) != nil || notice.ValidEventLen(m.Event, 10) != nil || m.Event == inbox.EventRead || !utf8.ValidString(m.Data) {
+					t.Fatalf("accepted event %+v", m)
+				}
+			}
+			if !jsontext.Value(body).IsValid() {
+				t.Fatalf("accepted JSON body %q, which is not valid I-JSON", body)
+			}
 			return
 		}
 		if len(req.users) == 0 || len(req.users) > max {

@@ -26,15 +26,20 @@ type publishRequest struct {
 	many  bool     // asked with "users": answer with "ids"
 	event string
 	data  string
+	// batch holds the events of an "events" body, each to its own user,
+	// in the order given; users, event and data are then unused.
+	batch []routing.Message
 }
 
 // jsonBody is the JSON form; user ids may be strings or integers, since
 // producers often hold them as numbers.
 type jsonBody struct {
-	User  *userID
-	Users []userID
-	Event *string
-	Data  json.RawMessage
+	User   *userID
+	Users  []userID
+	Event  *string
+	Data   json.RawMessage
+	Events []routing.Message
+	batch  bool // "events" was given (and not null)
 }
 
 type userID string
@@ -84,40 +89,29 @@ func parsePublish(body []byte, contentType string, lim limits) (publishRequest, 
 func parseJSON(body []byte, lim limits) (publishRequest, error) {
 	var b jsonBody
 	err := strictjson.Object(body, func(name string, v jsontext.Value) error {
-		switch name {
-		case "user", "users", "event", "data":
-		default:
-			return fmt.Errorf("unknown field %q", name)
-		}
-		if v.Kind() == 'n' {
-			return nil // null: as if not given
-		}
-		var err error
-		switch name {
-		case "user":
-			b.User = new(userID)
-			err = json.Unmarshal(v, b.User)
-		case "users":
-			if v.Kind() != '[' {
-				return errors.New(`"users" must be an array of user ids`)
+		if name == "events" {
+			if v.Kind() == 'n' {
+				return nil
 			}
-			err = json.Unmarshal(v, &b.Users)
-		case "event":
-			if v.Kind() != '"' {
-				return errors.New(`"event" must be a string`)
-			}
-			b.Event = new(string)
-			err = json.Unmarshal(v, b.Event)
-		case "data":
-			b.Data = bytes.Clone(v)
+			b.batch = true
+			var err error
+			b.Events, err = parseEvents(v, lim)
+			return err
 		}
-		return err
+		return b.member(name, v, true)
 	})
 	if err != nil {
 		return publishRequest{}, fmt.Errorf("%w: %v", ErrBadBody, err)
 	}
 	var req publishRequest
 	switch {
+	case b.batch && (b.User != nil || b.Users != nil):
+		return req, fmt.Errorf("%w: give either \"events\" or \"user\"/\"users\", not both", ErrBadBody)
+	case b.batch && (b.Event != nil || b.Data != nil):
+		return req, fmt.Errorf("%w: with \"events\", each event carries its own \"event\" and \"data\"", ErrBadBody)
+	case b.batch:
+		req.batch = b.Events
+		return req, nil // each event was checked as it was read
 	case b.User != nil && b.Users != nil:
 		return req, fmt.Errorf("%w: give either \"user\" or \"users\", not both", ErrBadBody)
 	case b.User != nil:
@@ -128,13 +122,99 @@ func parseJSON(body []byte, lim limits) (publishRequest, error) {
 			req.users = append(req.users, string(u))
 		}
 	default:
-		return req, fmt.Errorf("%w: \"user\" or \"users\" is required", ErrBadBody)
+		return req, fmt.Errorf("%w: \"user\", \"users\" or \"events\" is required", ErrBadBody)
 	}
 	if b.Event != nil {
 		req.event = *b.Event
 	}
 	req.data = dataText(b.Data)
 	return req, req.check(lim)
+}
+
+// member reads one member of a publish body, or with many false of one
+// event of a batch, which names its one user and has no "users".
+func (b *jsonBody) member(name string, v jsontext.Value, many bool) error {
+	switch name {
+	case "user", "event", "data":
+	case "users":
+		if many {
+			break
+		}
+		fallthrough
+	default:
+		return fmt.Errorf("unknown field %q", name)
+	}
+	if v.Kind() == 'n' {
+		return nil // null: as if not given
+	}
+	var err error
+	switch name {
+	case "user":
+		b.User = new(userID)
+		err = json.Unmarshal(v, b.User)
+	case "users":
+		if v.Kind() != '[' {
+			return errors.New(`"users" must be an array of user ids`)
+		}
+		err = json.Unmarshal(v, &b.Users)
+	case "event":
+		if v.Kind() != '"' {
+			return errors.New(`"event" must be a string`)
+		}
+		b.Event = new(string)
+		err = json.Unmarshal(v, b.Event)
+	case "data":
+		b.Data = bytes.Clone(v)
+	}
+	return err
+}
+
+// parseEvents reads the "events" array of a batch: each element an object
+// with the members of a one-user publish, checked as one would be. v has
+// been read whole (duplicates and UTF-8 checked) before it gets here.
+func parseEvents(v jsontext.Value, lim limits) ([]routing.Message, error) {
+	if v.Kind() != '[' {
+		return nil, errors.New(`"events" must be an array of {"user","event","data"} objects`)
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(v))
+	if _, err := dec.ReadToken(); err != nil { // [
+		return nil, err
+	}
+	var msgs []routing.Message
+	for dec.PeekKind() != ']' {
+		elem, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		i := len(msgs)
+		if i == lim.users {
+			return nil, fmt.Errorf("at most %d events per publish", lim.users)
+		}
+		if elem.Kind() != '{' {
+			return nil, fmt.Errorf("events[%d] must be an object", i)
+		}
+		var b jsonBody
+		if err := strictjson.Object(elem, func(name string, v jsontext.Value) error {
+			return b.member(name, v, false)
+		}); err != nil {
+			return nil, fmt.Errorf("events[%d]: %v", i, err)
+		}
+		if b.User == nil {
+			return nil, fmt.Errorf("events[%d]: \"user\" is required", i)
+		}
+		req := publishRequest{users: []string{string(*b.User)}, data: dataText(b.Data)}
+		if b.Event != nil {
+			req.event = *b.Event
+		}
+		if err := req.validate(lim); err != nil {
+			return nil, fmt.Errorf("events[%d]: %w", i, err)
+		}
+		msgs = append(msgs, req.messages()[0])
+	}
+	if len(msgs) == 0 {
+		return nil, errors.New(`"events" is empty`)
+	}
+	return msgs, nil
 }
 
 // dataText stores a JSON string as its text and any other value as its
@@ -190,17 +270,25 @@ func parseForm(body []byte, lim limits) (publishRequest, error) {
 // check validates the request and removes repeated users: each user gets
 // one entry per publish.
 func (req *publishRequest) check(lim limits) error {
+	if err := req.validate(lim); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadBody, err)
+	}
+	return nil
+}
+
+// validate is check without the ErrBadBody its caller wraps it in.
+func (req *publishRequest) validate(lim limits) error {
 	if len(req.users) == 0 {
-		return fmt.Errorf("%w: \"users\" is empty", ErrBadBody)
+		return errors.New(`"users" is empty`)
 	}
 	if len(req.users) > lim.users {
-		return fmt.Errorf("%w: at most %d users per publish", ErrBadBody, lim.users)
+		return fmt.Errorf("at most %d users per publish", lim.users)
 	}
 	seen := make(map[string]bool, len(req.users))
 	unique := req.users[:0:0]
 	for _, u := range req.users {
 		if err := notice.ValidUserLen(u, lim.userLen); err != nil {
-			return fmt.Errorf("%w: user %q: %v", ErrBadBody, truncate(u, 40), err)
+			return fmt.Errorf("user %q: %v", truncate(u, 40), err)
 		}
 		if !seen[u] {
 			seen[u] = true
@@ -209,18 +297,18 @@ func (req *publishRequest) check(lim limits) error {
 	}
 	req.users = unique
 	if err := notice.ValidEventLen(req.event, lim.eventLen); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadBody, err)
+		return err
 	}
 	if req.event == inbox.EventRead {
 		// The user's read marks are "read" entries: a published one
 		// would be taken for the user's own read state.
-		return fmt.Errorf("%w: event type %q is reserved for read state (POST /notice/read)", ErrBadBody, inbox.EventRead)
+		return fmt.Errorf("event type %q is reserved for read state (POST /notice/read)", inbox.EventRead)
 	}
 	// A JSON body's text is checked as it is parsed; a form's data is not,
 	// and an event stream is text: bytes that are none would reach the
 	// browser as U+FFFD.
 	if !utf8.ValidString(req.data) {
-		return fmt.Errorf("%w: data is not UTF-8", ErrBadBody)
+		return errors.New("data is not UTF-8")
 	}
 	return nil
 }
@@ -233,6 +321,9 @@ func truncate(s string, n int) string {
 }
 
 func (req publishRequest) messages() []routing.Message {
+	if req.batch != nil {
+		return req.batch
+	}
 	msgs := make([]routing.Message, len(req.users))
 	for i, u := range req.users {
 		msgs[i] = routing.Message{User: u, Event: req.event, Data: req.data}

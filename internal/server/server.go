@@ -206,10 +206,11 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ids, err := s.cfg.Store.Append(r.Context(), req.messages())
+	msgs := req.messages()
+	ids, err := s.cfg.Store.Append(r.Context(), msgs)
 	if err != nil {
 		s.cfg.Metrics.BackendErrors.WithLabelValues("append").Inc()
-		s.log.Warn("publish failed", "err", err, "users", len(req.users))
+		s.log.Warn("publish failed", "err", err, "events", len(msgs))
 		if !errors.Is(err, routing.ErrUnavailable) && r.Context().Err() == nil {
 			err = fmt.Errorf("%w: %v", routing.ErrUnavailable, err)
 		}
@@ -217,6 +218,14 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cfg.Metrics.EventsPublished.Add(float64(len(ids)))
+	if req.batch != nil {
+		list := make([]string, len(ids))
+		for i, id := range ids {
+			list[i] = id.String()
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"ids": list})
+		return
+	}
 	if !req.many {
 		writeJSON(w, http.StatusOK, map[string]string{"id": ids[0].String()})
 		return

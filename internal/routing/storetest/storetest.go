@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"FollowNotifiesOnlyFollowed", testFollowNotifiesOnlyFollowed},
 		{"FollowReturnsNewest", testFollowReturnsNewest},
 		{"ConcurrentAppendsKeepOrder", testConcurrentAppendsKeepOrder},
+		{"MixedAppendKeepsOrder", testMixedAppendKeepsOrder},
 		{"Ping", testPing},
 	}
 	cases = append(cases, inboxCases...)
@@ -368,6 +369,43 @@ func testConcurrentAppendsKeepOrder(t *testing.T, newStore NewStore) {
 	for i := 1; i < len(got); i++ {
 		if !got[i-1].ID.Less(got[i].ID) {
 			t.Fatalf("entry %d: %v after %v", i, got[i].ID, got[i-1].ID)
+		}
+	}
+}
+
+// One Append of many users' messages interleaved (a batch publish; in a
+// Cluster, users on every master): each id is its own message's, and each
+// user's entries are in the Append's order.
+func testMixedAppendKeepsOrder(t *testing.T, newStore NewStore) {
+	MixedAppend(t, newStore(t, Options{MaxLen: 1000, TTL: time.Hour}))
+}
+
+// MixedAppend is the MixedAppendKeepsOrder case on a store made elsewhere
+// (one with replicas to wait for, say).
+func MixedAppend(t *testing.T, s routing.Store) {
+	t.Helper()
+	users := make([]string, 12)
+	for i := range users {
+		users[i] = User(t)
+	}
+	var msgs []routing.Message
+	for i := range 120 {
+		msgs = append(msgs, routing.Message{User: users[(i*7)%len(users)], Event: fmt.Sprint("e", i%3), Data: fmt.Sprint(i)})
+	}
+	ids, err := s.Append(ctx(t), msgs)
+	if err != nil || len(ids) != len(msgs) {
+		t.Fatalf("Append of %d messages: %d ids, %v", len(msgs), len(ids), err)
+	}
+	for _, u := range users {
+		var want []notice.Entry
+		for i, m := range msgs {
+			if m.User == u {
+				want = append(want, notice.Entry{ID: ids[i], Event: m.Event, Data: m.Data})
+			}
+		}
+		got := read1(t, s, routing.Cursor{User: u, Count: 1000}).Entries
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%s holds %v, want %v", u, got, want)
 		}
 	}
 }
