@@ -16,10 +16,10 @@ import (
 )
 
 // producer publishes the run's events, as a producer would: XADD to the
-// user's stream in pipelined batches, or POST (to noticed's /notice or
-// Nchan's /pub/<user>) over a few keep-alive connections. Each event is
-// stamped with the time it is sent, so latency is the event's and not the
-// producer's lag when it falls behind.
+// user's stream in pipelined batches, or POST (to noticed's /notice,
+// Nchan's /pub/<user> or Centrifugo's /api/publish) over a few keep-alive
+// connections. Each event is stamped with the time it is sent, so latency
+// is the event's and not the producer's lag when it falls behind.
 type producer struct {
 	t       *target
 	via     string   // "xadd" or "post"
@@ -198,10 +198,14 @@ func (pc *postConn) post(ctx context.Context, it item, phase byte) {
 	// The body first (stamped now), then the head that gives its length.
 	body := pc.body[:0]
 	var path, ctype string
-	if nchanRoutes(p.t.kind) {
+	switch {
+	case nchanRoutes(p.t.kind):
 		path, ctype = "/pub/"+user, "text/plain"
 		body = appendPayload(body, user, it.seq, time.Now().UnixNano(), phase)
-	} else {
+	case p.t.kind == "centrifugo":
+		path, ctype = "/api/publish", "application/json"
+		body = appendCentrifugoPublish(body, user, it.seq, time.Now().UnixNano(), phase)
+	default:
 		path, ctype = "/notice", "application/json"
 		// User names and payloads hold nothing JSON must escape.
 		body = append(body, `{"user":"`...)
@@ -217,6 +221,10 @@ func (pc *postConn) post(ctx context.Context, it item, phase byte) {
 	if p.pubAuth != "" {
 		b = append(b, "\r\nAuthorization: "...)
 		b = append(b, p.pubAuth...)
+	}
+	if p.t.apiKey != "" {
+		b = append(b, "\r\nX-API-Key: "...)
+		b = append(b, p.t.apiKey...)
 	}
 	b = append(b, "\r\nContent-Type: "...)
 	b = append(b, ctype...)
@@ -248,6 +256,12 @@ func (pc *postConn) post(ctx context.Context, it item, phase byte) {
 	}
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated, http.StatusAccepted:
+		if p.t.kind == "centrifugo" {
+			if err := centrifugoAPIError(answer); err != nil {
+				p.fail(fmt.Errorf("POST /api/publish: %w", err))
+				return
+			}
+		}
 		p.ok.Add(1)
 	default:
 		p.fail(fmt.Errorf("POST: status %d %s", resp.StatusCode, strings.TrimSpace(string(answer))))
