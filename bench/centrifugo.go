@@ -33,7 +33,8 @@ func findCentrifugo(ctx context.Context, given string) (string, error) {
 		if _, err := os.Stat(given); err != nil {
 			return "", fmt.Errorf("-centrifugo-bin: %w", err)
 		}
-		return given, nil
+		// Absolute: it runs in a directory of its own.
+		return filepath.Abs(given)
 	}
 	if p, err := exec.LookPath("centrifugo"); err == nil {
 		return p, nil
@@ -103,9 +104,23 @@ func startCentrifugo(ctx context.Context, cfg config, bin string, t *target, rs 
 	if err != nil {
 		return err
 	}
-	out, _ := exec.Command(bin, "version").CombinedOutput()
-	t.version = strings.TrimSpace(string(out)) + " (redis engine, uni_sse)" + procsNote(cfg)
+	t.version = "Centrifugo " + centrifugoBuildVersion(ctx, bin) + " (Redis engine, uni_sse)" + procsNote(cfg)
 	return nil
+}
+
+// centrifugoBuildVersion is the module version the binary was built from:
+// go install sets no version into what "centrifugo version" prints.
+func centrifugoBuildVersion(ctx context.Context, bin string) string {
+	out, err := exec.CommandContext(ctx, "go", "version", "-m", bin).Output()
+	if err == nil {
+		for line := range strings.SplitSeq(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[0] == "mod" && strings.HasPrefix(f[1], "github.com/centrifugal/centrifugo") {
+				return f[2]
+			}
+		}
+	}
+	return "(version unknown)"
 }
 
 // centrifugoStreamTarget is the uni_sse request target for a connection
