@@ -139,7 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.csv, "csv", "", "append one row per run to this CSV `file`")
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "hard limit on the whole invocation (default: from the runs asked for)")
 	fs.StringVar(&cfg.noticedBin, "noticed-bin", "", "noticed binary to run (default: go build ./cmd/noticed)")
-	fs.IntVar(&cfg.serverProcs, "server-procs", 0, "cores a started server runs on at once: GOMAXPROCS for noticed, worker_processes for Nchan (0: their defaults, every core and nchan.conf's 2)")
+	fs.IntVar(&cfg.serverProcs, "server-procs", 0, "cores a started server runs on at once: GOMAXPROCS for noticed and Centrifugo, worker_processes for Nchan (0: their defaults, every core and nchan.conf's 2)")
 	fs.StringVar(&cfg.nchanConf, "nchan-conf", "", "Nchan config (default: nchan.conf, built into this tool)")
 	fs.StringVar(&cfg.centrifugo, "centrifugo-bin", "", "Centrifugo binary (default: centrifugo on PATH, or in $(go env GOPATH)/bin; scripts/bench-deps.sh installs it)")
 	if err := fs.Parse(args); err != nil {
