@@ -25,7 +25,7 @@ type config struct {
 	prefix     string
 	cpuProfile string
 
-	targets     []string // "noticed", "nchan", "floor"; one run each
+	targets     []string // "noticed", "nchan", "centrifugo", "floor"; one run each
 	url         string   // a server already running: nothing is started
 	serverPIDs  []int
 	jwtSecret   string
@@ -47,7 +47,8 @@ type config struct {
 	timeout     time.Duration // 0 auto
 	noticedBin  string
 	nchanConf   string
-	serverProcs int // 0: the server's own default
+	centrifugo  string // its binary; "" found on PATH or in $GOPATH/bin
+	serverProcs int    // 0: the server's own default
 
 	worker bool
 	floor  string // -floor ADDR: serve the floor there (see floor.go)
@@ -63,8 +64,10 @@ Usage:
 Modes load, storm and soak open real event streams over loopback TCP, C per
 user (-per-user), each with a signed token, and publish events stamped with
 their send time, through XADD or POST /notice. Each run starts a redis-server
-and the target of its own: noticed (built from ./cmd/noticed) or Nchan
-(nginx with this module's nchan.conf), unless -url names one already running.
+and the target of its own: noticed (built from ./cmd/noticed), Nchan
+(nginx with this module's nchan.conf) or Centrifugo (load mode; uni_sse
+streams on personal channels, published through its HTTP API), unless -url
+names one already running.
 
   load   opens the streams (and times it), measures the server's memory with
          them idle, then publishes at -rate for -duration after -warmup and
@@ -117,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.prefix, "stream-prefix", "", `stream key prefix`)
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file`")
 
-	fs.StringVar(&targets, "target", "noticed", "servers to measure, comma separated: noticed, nchan, floor (a bare in-memory Go server, load mode only)")
+	fs.StringVar(&targets, "target", "noticed", "servers to measure, comma separated: noticed, nchan, centrifugo, floor (a bare in-memory Go server, load mode only)")
 	fs.StringVar(&cfg.url, "url", "", "measure the server already running here (loopback only; -target says which kind) instead of starting one")
 	fs.StringVar(&pids, "server-pid", "", "with -url: the server's process ids, comma separated (children included), for its memory and CPU")
 	fs.StringVar(&cfg.jwtSecret, "jwt-secret", "", "with -url: the noticed server's HMAC secret (default $NOTICED_JWT_SECRET)")
@@ -138,8 +141,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.csv, "csv", "", "append one row per run to this CSV `file`")
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "hard limit on the whole invocation (default: from the runs asked for)")
 	fs.StringVar(&cfg.noticedBin, "noticed-bin", "", "noticed binary to run (default: go build ./cmd/noticed)")
-	fs.IntVar(&cfg.serverProcs, "server-procs", 0, "cores a started server runs on at once: GOMAXPROCS for noticed, worker_processes for Nchan (0: their defaults, every core and nchan.conf's 2)")
+	fs.IntVar(&cfg.serverProcs, "server-procs", 0, "cores a started server runs on at once: GOMAXPROCS for noticed and Centrifugo, worker_processes for Nchan (0: their defaults, every core and nchan.conf's 2)")
 	fs.StringVar(&cfg.nchanConf, "nchan-conf", "", "Nchan config (default: nchan.conf, built into this tool)")
+	fs.StringVar(&cfg.centrifugo, "centrifugo-bin", "", "Centrifugo binary (default: centrifugo on PATH, or in $(go env GOPATH)/bin; scripts/bench-deps.sh installs it)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -173,11 +177,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	for t := range strings.SplitSeq(targets, ",") {
 		t = strings.TrimSpace(t)
-		if t != "noticed" && t != "nchan" && t != "floor" {
-			return config{}, fmt.Errorf("-target %q: want noticed, nchan or floor", t)
+		if t != "noticed" && t != "nchan" && t != "centrifugo" && t != "floor" {
+			return config{}, fmt.Errorf("-target %q: want noticed, nchan, centrifugo or floor", t)
 		}
 		if t == "floor" && cfg.mode != "load" {
 			return config{}, errors.New("-target floor keeps no history: it goes with -mode load only")
+		}
+		if t == "centrifugo" && cfg.mode != "load" {
+			// Its uni_sse streams recover through cf_connect's offsets,
+			// not the Last-Event-ID this tool's reconnects send.
+			return config{}, errors.New("-target centrifugo goes with -mode load only")
 		}
 		if !slices.Contains(cfg.targets, t) {
 			cfg.targets = append(cfg.targets, t)
@@ -223,7 +232,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return config{}, err
 		}
 		cfg.url = strings.TrimRight(cfg.url, "/")
-		if len(cfg.targets) != 1 || cfg.targets[0] == "floor" {
+		if len(cfg.targets) != 1 || cfg.targets[0] == "floor" || cfg.targets[0] == "centrifugo" {
 			return config{}, errors.New("-url: give one -target, noticed or nchan, the kind of server running there")
 		}
 		if cfg.targets[0] == "noticed" {

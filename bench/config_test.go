@@ -39,9 +39,11 @@ func TestParseFlagsRefuses(t *testing.T) {
 		want string
 	}{
 		{[]string{"-mode", "nope"}, "want load, storm or soak"},
-		{[]string{"-mode", "load", "-target", "mercure"}, "want noticed, nchan or floor"},
+		{[]string{"-mode", "load", "-target", "mercure"}, "want noticed, nchan, centrifugo or floor"},
 		{[]string{"-mode", "storm", "-target", "noticed,floor"}, "goes with -mode load only"},
 		{[]string{"-mode", "soak", "-target", "floor"}, "goes with -mode load only"},
+		{[]string{"-mode", "storm", "-target", "centrifugo"}, "goes with -mode load only"},
+		{[]string{"-mode", "load", "-target", "centrifugo", "-url", "http://127.0.0.1:8000"}, "give one -target, noticed or nchan"},
 		{[]string{"-mode", "load", "-streams", "0"}, "not a positive count"},
 		{[]string{"-mode", "load", "-streams", "10", "-per-user", "3"}, "not a multiple"},
 		{[]string{"-mode", "soak", "-rate", "0"}, "soak needs events"},

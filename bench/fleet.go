@@ -17,13 +17,13 @@ import (
 // crosses to worker processes as JSON, so it holds only what a worker
 // can rebuild everything else from.
 type fleetSpec struct {
-	Kind       string        `json:"kind"` // "noticed", "nchan" or "floor"
+	Kind       string        `json:"kind"` // "noticed", "nchan", "centrifugo" or "floor"
 	Host       string        `json:"host"` // host:port of the server
 	Lo         int           `json:"lo"`   // the streams [Lo, Hi) of the run
 	Hi         int           `json:"hi"`
 	Users      int           `json:"users"` // stream i belongs to user i % Users
 	UserPrefix string        `json:"user_prefix"`
-	Secret     string        `json:"secret,omitempty"` // noticed's HMAC secret: tokens are signed here
+	Secret     string        `json:"secret,omitempty"` // noticed's or Centrifugo's HMAC secret: tokens are signed here
 	TokenTTL   time.Duration `json:"token_ttl"`
 	// Sources above 1 spreads the streams' source addresses over
 	// 127.0.0.1 .. 127.0.0.<Sources>, each with its own ~28,000 ports.
@@ -171,7 +171,11 @@ func newFleet(spec fleetSpec) (*fleet, error) {
 				}
 				tokens[u] = tok
 			}
-			s.target = "/notice?token=" + tok
+			if spec.Kind == "centrifugo" {
+				s.target = centrifugoStreamTarget(tok)
+			} else {
+				s.target = "/notice?token=" + tok
+			}
 		}
 		if spec.Sources > 1 {
 			s.src = netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i%spec.Sources)})

@@ -144,8 +144,8 @@ func startFloor(ctx context.Context, cfg config, t *target) error {
 	if err != nil {
 		return err
 	}
-	err = startOnFreePort(ctx, cfg, t, "the floor server", 5*time.Second, func(host string) *exec.Cmd {
-		return exec.Command(self, "-floor", host)
+	err = startOnFreePort(ctx, cfg, t, "the floor server", "/readyz", 5*time.Second, func(host string) (*exec.Cmd, error) {
+		return exec.Command(self, "-floor", host), nil
 	})
 	if err != nil {
 		return err

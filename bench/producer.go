@@ -16,10 +16,10 @@ import (
 )
 
 // producer publishes the run's events, as a producer would: XADD to the
-// user's stream in pipelined batches, or POST (to noticed's /notice or
-// Nchan's /pub/<user>) over a few keep-alive connections. Each event is
-// stamped with the time it is sent, so latency is the event's and not the
-// producer's lag when it falls behind.
+// user's stream in pipelined batches, or POST (to noticed's /notice,
+// Nchan's /pub/<user> or Centrifugo's /api/publish) over a few keep-alive
+// connections. Each event is stamped with the time it is sent, so latency
+// is the event's and not the producer's lag when it falls behind.
 type producer struct {
 	t       *target
 	via     string   // "xadd" or "post"
@@ -219,6 +219,11 @@ func (pc *postConn) post(ctx context.Context, items []item, phase byte) {
 		user := p.users[it.user]
 		path, ctype = "/pub/"+user, "text/plain"
 		body = appendPayload(body, user, it.seq, time.Now().UnixNano(), phase)
+	case p.t.kind == "centrifugo":
+		it := items[0]
+		user := p.users[it.user]
+		path, ctype = "/api/publish", "application/json"
+		body = appendCentrifugoPublish(body, user, it.seq, time.Now().UnixNano(), phase)
 	case len(items) == 1:
 		path, ctype = "/notice", "application/json"
 		body = appendEvent(body, p.users[items[0].user], items[0].seq, phase)
@@ -240,6 +245,10 @@ func (pc *postConn) post(ctx context.Context, items []item, phase byte) {
 	if p.pubAuth != "" {
 		b = append(b, "\r\nAuthorization: "...)
 		b = append(b, p.pubAuth...)
+	}
+	if p.t.apiKey != "" {
+		b = append(b, "\r\nX-API-Key: "...)
+		b = append(b, p.t.apiKey...)
 	}
 	b = append(b, "\r\nContent-Type: "...)
 	b = append(b, ctype...)
@@ -271,6 +280,12 @@ func (pc *postConn) post(ctx context.Context, items []item, phase byte) {
 	}
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated, http.StatusAccepted:
+		if p.t.kind == "centrifugo" {
+			if err := centrifugoAPIError(answer); err != nil {
+				p.failEvents(len(items), fmt.Errorf("POST /api/publish: %w", err))
+				return
+			}
+		}
 		p.ok.Add(int64(len(items)))
 	default:
 		p.failEvents(len(items), fmt.Errorf("POST: status %d %s", resp.StatusCode, strings.TrimSpace(string(answer))))

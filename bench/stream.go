@@ -136,6 +136,15 @@ func (s *streamClient) dispatch(data, typ []byte) {
 		// event of the benchmark's, and not a wrong one either.
 		return
 	}
+	if f.spec.Kind == "centrifugo" {
+		var err error
+		if data, err = centrifugoData(data); errors.Is(err, errNotPublication) {
+			return // a ping, or the connect push
+		} else if err != nil {
+			f.bad.Add(1)
+			return
+		}
+	}
 	p, ok := parsePayload(data)
 	if !ok || (len(typ) > 0 && string(typ) != "message") || p.seq > maxSeq {
 		f.bad.Add(1)

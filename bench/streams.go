@@ -106,7 +106,7 @@ func streamsMode(ctx context.Context, cfg config, stdout, stderr io.Writer) erro
 func oneRun(ctx context.Context, cfg config, tl *tools, kind string, n int, rate float64, progress io.Writer) *runResult {
 	r := &runResult{Mode: cfg.mode, Target: kind, Publish: cfg.publish, PostBatch: cfg.postBatch, Streams: n, PerUser: cfg.perUser,
 		Rate: rate, Duration: cfg.duration, Behind: cfg.behind, InFlight: cfg.inFlight}
-	if nchanRoutes(kind) {
+	if postOnly(kind) {
 		r.Publish = "post"
 	}
 	if cfg.mode == "load" && rate == 0 {
@@ -218,7 +218,7 @@ func oneRun(ctx context.Context, cfg config, tl *tools, kind string, n int, rate
 	}
 
 	via := cfg.publish
-	if nchanRoutes(kind) {
+	if postOnly(kind) {
 		via = "post"
 	}
 	p, err := newProducer(t, via, names, cfg.postConns, cfg.postBatch)

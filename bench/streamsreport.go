@@ -233,7 +233,7 @@ func countsText(m map[string]int64) string {
 }
 
 // writeSummary is every run in one table, then noticed's figures as
-// ratios to Nchan's for the runs measured on both.
+// ratios to Nchan's and Centrifugo's for the runs measured on both.
 func writeSummary(w io.Writer, rs []*runResult) {
 	if len(rs) == 0 {
 		return
@@ -286,24 +286,35 @@ func cpuOrDash(have bool, cpu time.Duration, events int64) string {
 	return fmt.Sprintf("%.1f", perEvent(cpu, events))
 }
 
-// writeRatios divides noticed's figures by Nchan's, run by run (same mode,
-// streams and rate): below 1 noticed is faster or smaller, except for
-// streams opened per second, where above 1 is better.
+// rivals are the servers noticed's figures are divided by, and the name
+// of each in a heading.
+var rivals = []struct{ kind, name string }{{"nchan", "Nchan"}, {"centrifugo", "Centrifugo"}}
+
+// writeRatios divides noticed's figures by each rival's (Nchan's,
+// Centrifugo's), run by run (same mode, streams and rate): below 1 noticed
+// is faster or smaller, except for streams opened per second, where above
+// 1 is better.
 func writeRatios(w io.Writer, rs []*runResult) {
+	for _, rv := range rivals {
+		writeRatiosTo(w, rs, rv.kind, rv.name)
+	}
+}
+
+func writeRatiosTo(w io.Writer, rs []*runResult, kind, name string) {
 	type key struct {
 		mode    string
 		streams int
 		rate    float64
 	}
-	nchan := map[key]*runResult{}
+	rival := map[key]*runResult{}
 	for _, r := range rs {
-		if r.Target == "nchan" && r.Err == nil {
-			nchan[key{r.Mode, r.Streams, r.Rate}] = r
+		if r.Target == kind && r.Err == nil {
+			rival[key{r.Mode, r.Streams, r.Rate}] = r
 		}
 	}
 	var lines []string
 	for _, r := range rs {
-		n, ok := nchan[key{r.Mode, r.Streams, r.Rate}]
+		n, ok := rival[key{r.Mode, r.Streams, r.Rate}]
 		if r.Target != "noticed" || !ok || r.Err != nil {
 			continue
 		}
@@ -323,7 +334,7 @@ func writeRatios(w io.Writer, rs []*runResult) {
 	if len(lines) == 0 {
 		return
 	}
-	fmt.Fprint(w, "\n## noticed ÷ Nchan\n\nBelow 1: noticed is faster or uses less; for streams opened per second, above 1 is better. Nchan is always sent POSTs.\n\n")
+	fmt.Fprintf(w, "\n## noticed ÷ %s\n\nBelow 1: noticed is faster or uses less; for streams opened per second, above 1 is better. %s is always sent POSTs.\n\n", name, name)
 	fmt.Fprint(w, "| mode | noticed via | streams | events/s | p50 | p99 | p99.9 | max | memory/stream | server CPU/event | Redis CPU/event | opened/s | storm catch-up |\n")
 	fmt.Fprint(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, l := range lines {

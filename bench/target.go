@@ -25,13 +25,14 @@ import (
 // target is the server a run measures, and what the run needs to reach
 // it and watch it.
 type target struct {
-	kind       string // "noticed", "nchan" or "floor"
+	kind       string // "noticed", "nchan", "centrifugo" or "floor"
 	host       string // host:port, loopback
 	pids       []int  // the server's processes (children included when read); none: no server figures
 	rdb        *redis.Client
 	redisAddr  string
 	prefix     string // noticed's stream key prefix, for XADD
-	secret     string // noticed's HMAC secret
+	secret     string // noticed's or Centrifugo's HMAC secret
+	apiKey     string // Centrifugo's HTTP API key
 	metricsURL string // noticed's /metrics; "" none
 	version    string
 	stops      []func() // in reverse order
@@ -42,6 +43,9 @@ func (t *target) base() string { return "http://" + t.host }
 // nchanRoutes: the server is driven as Nchan is (GET /sub/<user>, POST
 // /pub/<user> with the data as the body, no tokens): Nchan and the floor.
 func nchanRoutes(kind string) bool { return kind == "nchan" || kind == "floor" }
+
+// postOnly: the server's events are published over HTTP, never XADD.
+func postOnly(kind string) bool { return nchanRoutes(kind) || kind == "centrifugo" }
 
 func (t *target) stop() {
 	if t.rdb != nil {
@@ -58,11 +62,13 @@ type tools struct {
 	nchanConf  string // its name, for messages
 	nchanText  []byte
 	nginxBin   string
+	centrifugo string
 	cleanup    func()
 }
 
 // prepare builds noticed (unless -noticed-bin) and finds nginx and the
-// Nchan module and config, for the targets the runs will start.
+// Nchan module and config, and Centrifugo, for the targets the runs will
+// start.
 func prepare(ctx context.Context, cfg config, progress io.Writer) (*tools, error) {
 	t := &tools{cleanup: func() {}}
 	if cfg.url != "" {
@@ -96,6 +102,12 @@ func prepare(ctx context.Context, cfg config, progress io.Writer) (*tools, error
 				return nil, fmt.Errorf("go build ./cmd/noticed: %v\n%s", err, out)
 			}
 			fmt.Fprintf(progress, "done\n")
+		case "centrifugo":
+			var err error
+			if t.centrifugo, err = findCentrifugo(ctx, cfg.centrifugo); err != nil {
+				t.cleanup()
+				return nil, err
+			}
 		case "nchan":
 			t.nchanConf, t.nchanText = "nchan.conf (built in)", nchanConf
 			if cfg.nchanConf != "" {
@@ -168,6 +180,8 @@ func startTarget(ctx context.Context, cfg config, tl *tools, kind string, n int)
 		err = startNoticed(ctx, cfg, tl.noticedBin, t, rs, n)
 	case "nchan":
 		err = startNchan(ctx, cfg, tl, t, rs)
+	case "centrifugo":
+		err = startCentrifugo(ctx, cfg, tl.centrifugo, t, rs)
 	case "floor":
 		err = startFloor(ctx, cfg, t)
 	}
@@ -263,7 +277,7 @@ func (p *process) stop(grace time.Duration, group bool) {
 // run's Redis, a fresh secret, and limits out of the way of n streams.
 func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *redisServer, n int) error {
 	t.secret = randomHex(32)
-	err := startOnFreePort(ctx, cfg, t, "noticed", 15*time.Second, func(host string) *exec.Cmd {
+	err := startOnFreePort(ctx, cfg, t, "noticed", "/readyz", 15*time.Second, func(host string) (*exec.Cmd, error) {
 		return exec.Command(bin, "serve",
 			"-addr", host,
 			"-redis", rs.url(),
@@ -271,7 +285,7 @@ func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *re
 			"-stream-prefix", cfg.prefix,
 			"-max-conns", strconv.Itoa(n+1000),
 			"-max-conns-per-user", strconv.Itoa(max(100, 4*cfg.perUser)),
-			"-log-level", "warn")
+			"-log-level", "warn"), nil
 	})
 	if err != nil {
 		return err
@@ -283,9 +297,9 @@ func startNoticed(ctx context.Context, cfg config, bin string, t *target, rs *re
 
 // startOnFreePort starts a Go server (command gives its command line for
 // an address) on a free loopback port, with GOMAXPROCS from -server-procs,
-// and waits for its /readyz. A port taken by someone else meanwhile is
-// retried on another.
-func startOnFreePort(ctx context.Context, cfg config, t *target, what string, stopWait time.Duration, command func(host string) *exec.Cmd) error {
+// and waits for ready (a path) to answer 200. A port taken by someone else
+// meanwhile is retried on another.
+func startOnFreePort(ctx context.Context, cfg config, t *target, what, ready string, stopWait time.Duration, command func(host string) (*exec.Cmd, error)) error {
 	var lastErr error
 	for range 5 {
 		port, err := freePort()
@@ -293,7 +307,10 @@ func startOnFreePort(ctx context.Context, cfg config, t *target, what string, st
 			return err
 		}
 		t.host = "127.0.0.1:" + strconv.Itoa(port)
-		cmd := command(t.host)
+		cmd, err := command(t.host)
+		if err != nil {
+			return err
+		}
 		cmd.Env = os.Environ()
 		if cfg.serverProcs > 0 {
 			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.serverProcs))
@@ -303,7 +320,7 @@ func startOnFreePort(ctx context.Context, cfg config, t *target, what string, st
 		if err != nil {
 			return fmt.Errorf("start %s: %w", what, err)
 		}
-		if lastErr = waitHTTP(ctx, p, t.base()+"/readyz", nil); lastErr == nil {
+		if lastErr = waitHTTP(ctx, p, t.base()+ready, nil); lastErr == nil {
 			t.pids = []int{cmd.Process.Pid}
 			t.stops = append(t.stops, func() { p.stop(stopWait, false) })
 			return nil

@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Installs what the load tool (bench/) and its scripts/plots.sh need and are missing:
 # redis-server, nginx with Debian's Nchan module (libnginx-mod-nchan), and
-# gnuplot (gnuplot-nox). As root on Debian/Ubuntu it installs them with
-# apt-get; otherwise it says what to install.
+# gnuplot (gnuplot-nox): as root on Debian/Ubuntu with apt-get, otherwise
+# it says what to install. And Centrifugo, built with go install into
+# $(go env GOPATH)/bin, where the tool finds it (about 3 minutes on 2 cores).
 set -euo pipefail
+
+CENTRIFUGO_VERSION=v6.9.1
+centrifugo_found() {
+  command -v centrifugo >/dev/null 2>&1 || [ -x "$(go env GOPATH | cut -d: -f1)/bin/centrifugo" ]
+}
+if ! centrifugo_found; then
+  command -v go >/dev/null 2>&1 || { echo "bench-deps.sh: Go is needed to install Centrifugo (https://go.dev/doc/install)" >&2; exit 1; }
+  echo "bench-deps.sh: installing Centrifugo $CENTRIFUGO_VERSION (go install, about 3 minutes)"
+  go install "github.com/centrifugal/centrifugo/v6@$CENTRIFUGO_VERSION"
+fi
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
