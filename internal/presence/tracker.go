@@ -47,6 +47,12 @@ type Tracker struct {
 	dirty    map[string]struct{}
 	pending  []Transition // announcements still to make
 	leased   bool
+	// lapsed are names this instance held a lease under that lapsed,
+	// with the users it may have written under them. A reaper takes
+	// away the shares it finds, but not one this instance wrote after
+	// the reaper looked: those are taken away here, or the user would
+	// count twice once written again under the new name.
+	lapsed map[string][]string
 
 	wake chan struct{}
 	stop chan struct{}
@@ -74,7 +80,7 @@ func NewTracker(b Backend, opts Options) *Tracker {
 	base := strings.NewReplacer("{", "_", "}", "_", " ", "_").Replace(opts.Instance)
 	return &Tracker{
 		b: b, opts: opts, log: opts.Logger, base: base, instance: base,
-		want: map[string]int{}, held: map[string]int{}, dirty: map[string]struct{}{},
+		want: map[string]int{}, held: map[string]int{}, dirty: map[string]struct{}{}, lapsed: map[string][]string{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 }
@@ -115,6 +121,7 @@ func (t *Tracker) Run() {
 			t.flush()
 		case <-tick.C:
 			t.renew()
+			t.dropLapsed()
 			t.reap()
 			t.flush()
 		case <-t.stop:
@@ -175,13 +182,61 @@ func (t *Tracker) renew() {
 	t.gen++
 	t.instance = fmt.Sprintf("%s-%d", t.base, t.gen)
 	t.leased = false
-	clear(t.held)
+	users := make([]string, 0, len(t.held)+len(t.want))
+	for u := range t.held {
+		users = append(users, u)
+	}
 	for u := range t.want {
+		if _, ok := t.held[u]; !ok {
+			users = append(users, u)
+		}
 		t.dirty[u] = struct{}{}
 	}
+	t.lapsed[instance] = users
+	clear(t.held)
 	t.mu.Unlock()
 	t.log.Warn("presence: the lease had lapsed; this instance's users are written again", "was", instance)
+	t.dropLapsed()
 	t.renew()
+}
+
+// dropLapsed takes this instance's shares under its lapsed names away;
+// what fails is tried again on the next tick.
+func (t *Tracker) dropLapsed() {
+	t.mu.Lock()
+	lapsed := make(map[string][]string, len(t.lapsed))
+	for name, users := range t.lapsed {
+		lapsed[name] = users
+	}
+	t.mu.Unlock()
+	if len(lapsed) == 0 {
+		return
+	}
+	ctx, cancel := t.call()
+	defer cancel()
+	for name, users := range lapsed {
+		counts := make([]Count, len(users))
+		for i, u := range users {
+			counts[i] = Count{User: u}
+		}
+		trs, err := t.b.Set(ctx, name, counts, t.opts.Now())
+		if err == nil {
+			err = t.b.Forget(ctx, name)
+		}
+		if err != nil {
+			t.log.Warn("presence: shares under a lapsed name not taken away; retrying", "was", name, "err", err)
+			continue
+		}
+		t.mu.Lock()
+		delete(t.lapsed, name)
+		for _, tr := range trs {
+			if tr.State != "" {
+				t.pending = append(t.pending, tr)
+			}
+		}
+		t.mu.Unlock()
+	}
+	t.announce(ctx)
 }
 
 // flush writes every changed user's count, then announces transitions.
