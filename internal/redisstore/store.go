@@ -163,13 +163,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 	switch u.kind {
 	case single:
 		opt := u.single
-		opt.ContextTimeoutEnabled = true
-		if opt.MaxRetries == 0 {
-			opt.MaxRetries = -1
-		}
-		if resp2 {
-			opt.Protocol = 2
-		}
+		clientDefaults(&opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.Protocol, resp2)
 		opt.MaintNotificationsConfig = noMaint
 		db = opt.DB
 		c := redis.NewClient(opt)
@@ -185,13 +179,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		return s, nil
 	case sentinel:
 		opt := u.failover
-		opt.ContextTimeoutEnabled = true
-		if opt.MaxRetries == 0 {
-			opt.MaxRetries = -1
-		}
-		if resp2 {
-			opt.Protocol = 2
-		}
+		clientDefaults(&opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.Protocol, resp2)
 		db = opt.DB
 		s.rdb = redis.NewFailoverClient(opt)
 		for _, addr := range opt.SentinelAddrs {
@@ -203,13 +191,7 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		}
 	case cluster:
 		opt := u.cluster
-		opt.ContextTimeoutEnabled = true
-		if opt.MaxRetries == 0 {
-			opt.MaxRetries = -1
-		}
-		if resp2 {
-			opt.Protocol = 2
-		}
+		clientDefaults(&opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.Protocol, resp2)
 		opt.MaintNotificationsConfig = noMaint
 		c := redis.NewClusterClient(opt)
 		// A MOVED or ASK reply means a slot moved: its followed users must
@@ -349,4 +331,18 @@ func parseID(v any) (notice.ID, error) {
 		return notice.Zero, fmt.Errorf("redisstore: entry id %q: %w", s, err)
 	}
 	return id, nil
+}
+
+// clientDefaults sets what every kind of client (one node, Sentinel,
+// Cluster) gets alike: callers' deadlines bound each call, a command is
+// not retried unless the URL asks for it (a retried XADD could append
+// twice), and RESP2 unless the URL asks for RESP3.
+func clientDefaults(ctxTimeout *bool, maxRetries, protocol *int, resp2 bool) {
+	*ctxTimeout = true
+	if *maxRetries == 0 {
+		*maxRetries = -1
+	}
+	if resp2 {
+		*protocol = 2
+	}
 }
