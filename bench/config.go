@@ -34,6 +34,7 @@ type config struct {
 	publish     string // "xadd" or "post"
 	postConns   int
 	postBatch   int
+	pairs       int // rounds of the targets, alternating their order
 	settle      time.Duration
 	inFlight    int
 	openTimeout time.Duration
@@ -128,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.perUser, "per-user", 1, "streams per user (C); users = streams / C")
 	fs.StringVar(&cfg.publish, "publish", "xadd", "how events are published to noticed: xadd (to Redis) or post (POST /notice); Nchan is always sent POSTs")
 	fs.IntVar(&cfg.postConns, "post-conns", 16, "concurrent keep-alive connections publishing by POST")
+	fs.IntVar(&cfg.pairs, "pairs", 1, "rounds of every -target, the order reversed every other round; with more than 1, the summary gives each ratio as its median and range over the rounds")
 	fs.IntVar(&cfg.postBatch, "post-batch", 1, `events per POST /notice to noticed (more than 1: one "events" batch body per request)`)
 	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "wait after start-up and after opening, before measuring memory")
 	fs.IntVar(&cfg.inFlight, "in-flight", 500, "connects under way at once, opening or reconnecting (0: no bound)")
@@ -177,8 +179,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	for t := range strings.SplitSeq(targets, ",") {
 		t = strings.TrimSpace(t)
-		if t != "noticed" && t != "nchan" && t != "centrifugo" && t != "floor" {
-			return config{}, fmt.Errorf("-target %q: want noticed, nchan, centrifugo or floor", t)
+		if k, how, ok := strings.Cut(t, "/"); ok {
+			if k != "noticed" || (how != "xadd" && how != "post" && how != "batch") {
+				return config{}, fmt.Errorf("-target %q: only noticed takes a way to publish: noticed/xadd, noticed/post or noticed/batch", t)
+			}
+		} else if t != "noticed" && t != "nchan" && t != "centrifugo" && t != "floor" {
+			return config{}, fmt.Errorf("-target %q: want noticed, nchan, centrifugo or floor (noticed/xadd, noticed/post, noticed/batch for one way to publish)", t)
 		}
 		if t == "floor" && cfg.mode != "load" {
 			return config{}, errors.New("-target floor keeps no history: it goes with -mode load only")
@@ -218,6 +224,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.postConns < 1 || cfg.inFlight < 0 || cfg.procs < 0 || cfg.sources < 0 || cfg.sources > 254 {
 		return config{}, errors.New("-post-conns must be at least 1; -in-flight, -procs and -sources not negative; -sources at most 254")
 	}
+	if cfg.pairs < 1 || cfg.pairs > 100 {
+		return config{}, errors.New("-pairs: 1 to 100")
+	}
 	if cfg.postBatch < 1 || cfg.postBatch > 1000 {
 		return config{}, errors.New("-post-batch: 1 to 1000 (noticed's -max-users-per-publish)")
 	}
@@ -235,14 +244,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if len(cfg.targets) != 1 || cfg.targets[0] == "floor" || cfg.targets[0] == "centrifugo" {
 			return config{}, errors.New("-url: give one -target, noticed or nchan, the kind of server running there")
 		}
-		if cfg.targets[0] == "noticed" {
+		if k, how := targetKind(cfg, cfg.targets[0]); k == "noticed" {
 			if cfg.jwtSecret == "" {
 				cfg.jwtSecret = os.Getenv("NOTICED_JWT_SECRET")
 			}
 			if cfg.jwtSecret == "" {
 				return config{}, errors.New("-url with noticed: give -jwt-secret (or $NOTICED_JWT_SECRET), the server's, to sign tokens")
 			}
-			if cfg.publish == "xadd" && cfg.redisURL == "" {
+			if how.publish == "xadd" && cfg.redisURL == "" {
 				return config{}, errors.New("-url with -publish xadd: give -redis, the server's Redis URL")
 			}
 		}
@@ -314,4 +323,36 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// publishing is how a run's events are published: "xadd" or "post", and
+// the events in one POST.
+type publishing struct {
+	publish string
+	batch   int
+}
+
+// targetKind splits a -target entry into the server it starts and how
+// noticed is published to: "noticed" follows -publish and -post-batch,
+// "noticed/xadd" and "noticed/post" (one event per request) fix it, and
+// "noticed/batch" posts -post-batch events per request (100 when it is
+// 1), so that one invocation can hold noticed published each way beside
+// the peers. The peers are always sent one event per POST.
+func targetKind(cfg config, t string) (string, publishing) {
+	kind, how, _ := strings.Cut(t, "/")
+	if kind != "noticed" {
+		return kind, publishing{"post", 1}
+	}
+	switch how {
+	case "xadd":
+		return kind, publishing{"xadd", 1}
+	case "post":
+		return kind, publishing{"post", 1}
+	case "batch":
+		if cfg.postBatch > 1 {
+			return kind, publishing{"post", cfg.postBatch}
+		}
+		return kind, publishing{"post", 100}
+	}
+	return kind, publishing{cfg.publish, cfg.postBatch}
 }

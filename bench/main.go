@@ -95,6 +95,6 @@ func autoTimeout(cfg config) time.Duration {
 	case "soak":
 		per += 30*time.Second + cfg.settle
 	}
-	runs := len(cfg.targets) * len(cfg.streams) * len(cfg.rates)
+	runs := len(cfg.targets) * len(cfg.streams) * len(cfg.rates) * cfg.pairs
 	return time.Duration(runs)*per + 5*time.Minute
 }

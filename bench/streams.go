@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"time"
 )
 
@@ -16,6 +17,8 @@ const streamsPerSource = 25000
 // runResult is one run: a mode, a target, a number of streams and a rate.
 type runResult struct {
 	Mode, Target, Publish string
+	Spec                  string // the -target entry: noticed/xadd, nchan, ...
+	Round                 int    // 0 to -pairs - 1
 	PostBatch             int // events per POST (noticed's "events" batch past 1)
 	Streams, PerUser      int
 	Rate                  float64
@@ -77,8 +80,8 @@ func streamsMode(ctx context.Context, cfg config, stdout, stderr io.Writer) erro
 	var rs []*runResult
 	for _, n := range cfg.streams {
 		for _, rate := range cfg.rates {
-			for _, kind := range cfg.targets {
-				r := oneRun(ctx, cfg, tl, kind, n, rate, stderr)
+			for round, spec := range rounds(cfg.targets, cfg.pairs) {
+				r := oneRun(ctx, cfg, tl, spec, round/len(cfg.targets), n, rate, stderr)
 				writeRun(stdout, r)
 				if cfg.csv != "" {
 					if err := appendCSV(cfg.csv, r); err != nil {
@@ -93,6 +96,9 @@ func streamsMode(ctx context.Context, cfg config, stdout, stderr io.Writer) erro
 		}
 	}
 	writeSummary(stdout, rs)
+	if cfg.pairs > 1 {
+		writePaired(stdout, rs, cfg.targets)
+	}
 	for _, r := range rs {
 		if !r.ok() {
 			return errFailed
@@ -103,12 +109,10 @@ func streamsMode(ctx context.Context, cfg config, stdout, stderr io.Writer) erro
 
 // oneRun starts the target, opens the streams, runs the mode and collects
 // what everybody saw.
-func oneRun(ctx context.Context, cfg config, tl *tools, kind string, n int, rate float64, progress io.Writer) *runResult {
-	r := &runResult{Mode: cfg.mode, Target: kind, Publish: cfg.publish, PostBatch: cfg.postBatch, Streams: n, PerUser: cfg.perUser,
+func oneRun(ctx context.Context, cfg config, tl *tools, spec string, round, n int, rate float64, progress io.Writer) *runResult {
+	kind, how := targetKind(cfg, spec)
+	r := &runResult{Mode: cfg.mode, Target: kind, Spec: spec, Round: round, Publish: how.publish, PostBatch: how.batch, Streams: n, PerUser: cfg.perUser,
 		Rate: rate, Duration: cfg.duration, Behind: cfg.behind, InFlight: cfg.inFlight}
-	if postOnly(kind) {
-		r.Publish = "post"
-	}
 	if cfg.mode == "load" && rate == 0 {
 		r.Publish = ""
 	}
@@ -167,9 +171,9 @@ func oneRun(ctx context.Context, cfg config, tl *tools, kind string, n int, rate
 	if sources == 0 {
 		sources = (n + streamsPerSource - 1) / streamsPerSource
 	}
-	spec := fleetSpec{Kind: kind, Host: t.host, Users: users, UserPrefix: prefix, Secret: t.secret,
+	fs := fleetSpec{Kind: kind, Host: t.host, Users: users, UserPrefix: prefix, Secret: t.secret,
 		TokenTTL: 24 * time.Hour, Sources: sources, InFlight: cfg.inFlight}
-	c, err := startCrew(spec, n, r.Procs)
+	c, err := startCrew(fs, n, r.Procs)
 	if err != nil {
 		r.Err = err
 		return r
@@ -217,11 +221,7 @@ func oneRun(ctx context.Context, cfg config, tl *tools, kind string, n int, rate
 		return r
 	}
 
-	via := cfg.publish
-	if postOnly(kind) {
-		via = "post"
-	}
-	p, err := newProducer(t, via, names, cfg.postConns, cfg.postBatch)
+	p, err := newProducer(t, how.publish, names, cfg.postConns, how.batch)
 	if err != nil {
 		r.Err = err
 		return r
@@ -379,4 +379,20 @@ func pause(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// rounds is the order of the runs at one number of streams and one rate:
+// every target once per round, the order reversed every other round, so
+// that no target always runs first on a fresh machine or last on a
+// warm one.
+func rounds(targets []string, pairs int) []string {
+	var out []string
+	for i := range pairs {
+		round := slices.Clone(targets)
+		if i%2 == 1 {
+			slices.Reverse(round)
+		}
+		out = append(out, round...)
+	}
+	return out
 }

@@ -44,8 +44,6 @@ func (t *target) base() string { return "http://" + t.host }
 // /pub/<user> with the data as the body, no tokens): Nchan and the floor.
 func nchanRoutes(kind string) bool { return kind == "nchan" || kind == "floor" }
 
-// postOnly: the server's events are published over HTTP, never XADD.
-func postOnly(kind string) bool { return nchanRoutes(kind) || kind == "centrifugo" }
 
 func (t *target) stop() {
 	if t.rdb != nil {
@@ -78,9 +76,12 @@ func prepare(ctx context.Context, cfg config, progress io.Writer) (*tools, error
 		return nil, errors.New("redis-server not found: apt-get install redis-server (or scripts/bench-deps.sh)")
 	}
 	root := moduleRoot()
-	for _, kind := range cfg.targets {
-		switch kind {
+	for _, spec := range cfg.targets {
+		switch kind, _ := targetKind(cfg, spec); kind {
 		case "noticed":
+			if t.noticedBin != "" {
+				continue // built once for every way to publish
+			}
 			if cfg.noticedBin != "" {
 				t.noticedBin = cfg.noticedBin
 				continue
