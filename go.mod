@@ -5,8 +5,6 @@ go 1.26.8
 require (
 	github.com/MicahParks/jwkset v0.11.5
 	github.com/MicahParks/keyfunc/v3 v3.9.2
-	github.com/chromedp/cdproto v0.159.0
-	github.com/chromedp/chromedp v0.23.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-chi/cors v1.2.2
 	github.com/go-jose/go-jose/v4 v4.1.9

@@ -60,12 +60,14 @@ if [ ! -d examples/producers/node/node_modules/redis ]; then
 fi
 
 go vet ./...
-go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/e2e$')
+go test -race -count=1 -timeout 20m ./...
 # End to end: real redis-server, two noticed, nginx with deploy/nginx.conf
-# (and nginx-tls.conf), headless chromium and the producer examples. Its summary lines count the events sent, received, lost,
-# duplicated and misrouted.
+# (and nginx-tls.conf), headless chromium and the producer examples. A
+# module of its own (e2e/, replacing the product with ../), so the browser
+# driver it needs is no dependency of the product. Its summary lines count
+# the events sent, received, lost, duplicated and misrouted.
 e2elog=$tmp/e2e.log
-if ! go test -race -count=1 -timeout 15m -v ./e2e >"$e2elog" 2>&1; then
+if ! (cd e2e && go vet ./... && go test -race -count=1 -timeout 15m -v ./...) >"$e2elog" 2>&1; then
   cat "$e2elog"
   echo "e2e: FAILED"
   exit 1
@@ -82,25 +84,30 @@ grep -E '^(e2e |ok )' "$e2elog"
 # by a count of inputs, which takes no deadline; its output is shown
 # either way.
 FUZZRETRY=${FUZZRETRY:-5000x}
+# $1 is the module's directory, $2 the package, $3 the target.
 fuzz() {
   local out=$tmp/fuzz.out
-  if go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" >"$out" 2>&1; then
-    echo "fuzz $2: ok ($FUZZTIME)"; return
+  if (cd "$1" && go test -run '^$' -fuzz "^$3\$" -fuzztime "$FUZZTIME" "$2") >"$out" 2>&1; then
+    echo "fuzz $3: ok ($FUZZTIME)"; return
   fi
-  echo "fuzz $2: failed; its output:"; grep -v '^fuzz: elapsed' "$out" || true
-  echo "fuzz $2: running it once more, for $FUZZRETRY inputs (a saved failing input is replayed first)"
-  if ! go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZRETRY" "$1" >"$out" 2>&1; then
-    grep -v '^fuzz: elapsed' "$out" || true; echo "fuzz $2 FAILED again"; exit 1
+  echo "fuzz $3: failed; its output:"; grep -v '^fuzz: elapsed' "$out" || true
+  echo "fuzz $3: running it once more, for $FUZZRETRY inputs (a saved failing input is replayed first)"
+  if ! (cd "$1" && go test -run '^$' -fuzz "^$3\$" -fuzztime "$FUZZRETRY" "$2") >"$out" 2>&1; then
+    grep -v '^fuzz: elapsed' "$out" || true; echo "fuzz $3 FAILED again"; exit 1
   fi
-  echo "fuzz $2: ok ($FUZZRETRY, second run)"
+  echo "fuzz $3: ok ($FUZZRETRY, second run)"
 }
-# go test -list prints a package's matching names, then its "ok" line.
-go test -list '^Fuzz' ./... >"$tmp/fuzz.list"
-awk '/^Fuzz/ { names[n++] = $1; next }
-     /^ok /  { for (i = 0; i < n; i++) print $2, names[i]; n = 0 }' "$tmp/fuzz.list" >"$tmp/fuzz.targets"
-[ -s "$tmp/fuzz.targets" ] || { echo "test.sh: no fuzz target found"; cat "$tmp/fuzz.list"; exit 1; }
+# In both modules (the product's and e2e/'s): go test -list prints a
+# package's matching names, then its "ok" line.
+for mod in . e2e; do
+  (cd "$mod" && go test -list '^Fuzz' ./...) >"$tmp/fuzz.list"
+  cat "$tmp/fuzz.list" >>"$tmp/fuzz.lists"
+  awk -v mod="$mod" '/^Fuzz/ { names[n++] = $1; next }
+       /^ok /  { for (i = 0; i < n; i++) print mod, $2, names[i]; n = 0 }' "$tmp/fuzz.list" >>"$tmp/fuzz.targets"
+done
+[ -s "$tmp/fuzz.targets" ] || { echo "test.sh: no fuzz target found"; cat "$tmp/fuzz.lists"; exit 1; }
 # (fd 3: nothing the loop runs can read the list.)
-while read -r pkg name <&3; do
-  fuzz "$pkg" "$name"
+while read -r mod pkg name <&3; do
+  fuzz "$mod" "$pkg" "$name"
 done 3<"$tmp/fuzz.targets"
 echo "all tests passed"
