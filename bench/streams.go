@@ -19,7 +19,7 @@ type runResult struct {
 	Mode, Target, Publish string
 	Spec                  string // the -target entry: noticed/xadd, nchan, ...
 	Round                 int    // 0 to -pairs - 1
-	PostBatch             int // events per POST (noticed's "events" batch past 1)
+	PostBatch             int    // events per POST (noticed's "events" batch past 1)
 	Streams, PerUser      int
 	Rate                  float64
 	Duration              time.Duration

@@ -44,7 +44,6 @@ func (t *target) base() string { return "http://" + t.host }
 // /pub/<user> with the data as the body, no tokens): Nchan and the floor.
 func nchanRoutes(kind string) bool { return kind == "nchan" || kind == "floor" }
 
-
 func (t *target) stop() {
 	if t.rdb != nil {
 		t.rdb.Close()
