@@ -172,17 +172,20 @@ func writePaired(w io.Writer, rs []*runResult, specs []string) {
 	writeSustained(w, rs, specs)
 }
 
-// writeSustained: over several rates, the highest each target sustained
-// in each round (every event delivered, nothing doubled or misrouted,
-// p99 under sustainedP99, the producer within 5% of the rate), and
-// noticed's as a ratio to each peer's.
+// writeSustained: over several rates, the highest rate each target
+// achieved in each round with every event delivered, nothing doubled or
+// misrouted, every stream open and p99 under sustainedP99 (the rate the
+// producer reached, not the one asked for: a server that holds its
+// latency but takes the events more slowly than asked sets the producer's
+// pace, and that pace is its rate), and noticed's as a ratio to each
+// peer's.
 func writeSustained(w io.Writer, rs []*runResult, specs []string) {
 	type key struct {
 		mode    string
 		streams int
 	}
 	rates := map[key]map[float64]bool{}
-	best := map[key]map[string]map[int]float64{} // spec → round → rate
+	best := map[key]map[string]map[int]float64{} // spec → round → events/s
 	for _, r := range rs {
 		k := key{r.Mode, r.Streams}
 		if rates[k] == nil {
@@ -193,12 +196,8 @@ func writeSustained(w io.Writer, rs []*runResult, specs []string) {
 		if best[k][r.Spec] == nil {
 			best[k][r.Spec] = map[int]float64{}
 		}
-		sustained := r.ok() && r.Rate > 0 && r.Report.Latency.N > 0 &&
-			r.Report.Latency.quantile(0.99).Seconds() < sustainedP99 && r.PubRate >= 0.95*r.Rate
-		if sustained && r.Rate > best[k][r.Spec][r.Round] {
-			best[k][r.Spec][r.Round] = r.Rate
-		} else if _, seen := best[k][r.Spec][r.Round]; !seen {
-			best[k][r.Spec][r.Round] = 0
+		if r.ok() && r.Rate > 0 && r.Report.Latency.N > 0 && r.Report.Latency.quantile(0.99).Seconds() < sustainedP99 {
+			best[k][r.Spec][r.Round] = max(best[k][r.Spec][r.Round], r.PubRate)
 		}
 	}
 	for k, rs := range rates {
@@ -210,12 +209,14 @@ func writeSustained(w io.Writer, rs []*runResult, specs []string) {
 			list = append(list, r)
 		}
 		slices.Sort(list)
-		fmt.Fprintf(w, "\n## Highest sustained rate, %s, %d streams, of %v events/s (p99 < %.0f ms, nothing lost, the producer within 5%%): median (min–max) over the rounds\n\n",
-			k.mode, k.streams, list, sustainedP99*1000)
 		rounds := 0
 		for _, m := range best[k] {
-			rounds = max(rounds, len(m))
+			for round := range m {
+				rounds = max(rounds, round+1)
+			}
 		}
+		fmt.Fprintf(w, "\n## Highest rate, %s, %d streams, asked %v events/s: the most a target took with p99 < %.0f ms and nothing lost, median (min–max) over the rounds\n\n",
+			k.mode, k.streams, list, sustainedP99*1000)
 		of := func(spec string, round int) float64 {
 			if spec != "better peer" {
 				return best[k][spec][round]

@@ -3,11 +3,12 @@
 #
 #   docs/bench-latency.png  latency p50, p99 and p99.9 against the event rate,
 #                           at $STREAMS open streams (default 10000), for
-#                           noticed (per publish path), Nchan and the floor:
-#                           -mode load rows
+#                           noticed (per publish path), Centrifugo, Nchan and
+#                           the floor: -mode load rows
 #   docs/bench-memory.png   server memory with the streams open and idle
-#                           against open streams, for noticed, Nchan and the
-#                           floor (a bare Go server, -target floor): every
+#                           against open streams, for noticed, Centrifugo,
+#                           Nchan and the floor (a bare Go server, -target
+#                           floor): every
 #                           -mode load row (memory is measured before publishing)
 #
 # Usage: bench/scripts/plots.sh bench.csv [outdir]   (outdir: the product's docs/)
@@ -59,7 +60,8 @@ pick() {
 # two shared cores) shows where it really was.
 pick load "target publish streams rate delivered_per_s p50_ms p99_ms p999_ms" 4 |
   awk -v s="$STREAMS" -v dir="$tmp" '$3 == s && $4 > 0 {
-    f = dir "/lat-" $1 "-" $2 ".dat"; print $5, $6, $7, $8 > f; files[f] = 1
+    p = $2; sub("/", "x", p)   # post/100: batches of 100
+    f = dir "/lat-" $1 "-" p ".dat"; print $5, $6, $7, $8 > f; files[f] = 1
   } END { for (f in files) close(f) }'
 for f in "$tmp"/lat-*.dat; do [ -e "$f" ] && sort -n -o "$f" "$f"; done
 
@@ -76,6 +78,8 @@ for f in "$tmp"/lat-*.dat; do
   case $name in
     noticed-xadd) label="noticed (XADD)"; color="#1f77b4" ;;
     noticed-post) label="noticed (POST)"; color="#2ca02c" ;;
+    noticed-postx*) label="noticed (POST, batches of ${name#noticed-postx})"; color="#17becf" ;;
+    centrifugo-*) label="Centrifugo (POST)"; color="#9467bd" ;;
     nchan-*) label="Nchan (POST)"; color="#d62728" ;;
     floor-*) label="floor (POST; bare Go server)"; color="#7f7f7f" ;;
     *) label=$name; color="#7f7f7f" ;;
@@ -107,6 +111,7 @@ if [ -e "$tmp/mem-nchan.dat" ]; then
   mem_plots+=("'$tmp/mem-nchan.dat' using 1:2 with linespoints lw 2 pt 5 lc rgb '#d62728' title 'Nchan RSS (master + workers)'")
   mem_plots+=("'$tmp/mem-nchan.dat' using 1:3 with linespoints lw 2 pt 9 dt 2 lc rgb '#d62728' title 'Nchan PSS (shared memory counted once)'")
 fi
+[ -e "$tmp/mem-centrifugo.dat" ] && mem_plots+=("'$tmp/mem-centrifugo.dat' using 1:2 with linespoints lw 2 pt 11 lc rgb '#9467bd' title 'Centrifugo RSS'")
 [ -e "$tmp/mem-floor.dat" ] && mem_plots+=("'$tmp/mem-floor.dat' using 1:2 with linespoints lw 2 pt 3 dt 4 lc rgb '#7f7f7f' title 'floor RSS (bare Go server: no token check, no Redis)'")
 if [ ${#mem_plots[@]} -gt 0 ]; then
   gnuplot <<EOF
