@@ -126,7 +126,10 @@ func TestFrozenRedisIsNoticed(t *testing.T) {
 func TestIdleConnectionIsKept(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	s := newStore(t, Options{URL: srv.URL(), healthEvery: 20 * time.Millisecond})
+	// An unanswered PING is given as long as the silence before it: long
+	// enough here that a loaded machine's scheduling is not taken for a
+	// frozen server (the test once failed at 20 ms under -race).
+	s := newStore(t, Options{URL: srv.URL(), healthEvery: 250 * time.Millisecond})
 	rec := storetest.NewRecorder()
 	s.SetNotifier(rec)
 	u := user("idle")
