@@ -68,13 +68,7 @@ func writePaired(w io.Writer, rs []*runResult, specs []string) {
 			}
 		}
 		fmt.Fprintf(w, "\n## %d rounds, %s, %d streams, %s events/s: median (min–max)\n\n", rounds, g.mode, g.streams, rateText(g.rate))
-		fmt.Fprint(w, "| target | via | ok runs | lost, dup, misrouted |")
-		for _, m := range pairedMetrics {
-			fmt.Fprintf(w, " %s |", m.name)
-		}
-		fmt.Fprint(w, "\n|---|---|---:|---|")
-		fmt.Fprint(w, strings.Repeat("---:|", len(pairedMetrics)))
-		fmt.Fprintln(w)
+		metricsHeader(w, "| target | via | ok runs | lost, dup, misrouted |", "|---|---|---:|---|")
 		for _, spec := range specs {
 			list := runs[g][spec]
 			if len(list) == 0 {
@@ -146,13 +140,7 @@ func writePaired(w io.Writer, rs []*runResult, specs []string) {
 				continue
 			}
 			fmt.Fprintf(w, "\n%s ÷ each, round by round (below 1 noticed is faster or smaller; for opened/s above 1 is better):\n\n", spec)
-			fmt.Fprint(w, "| ÷ |")
-			for _, m := range pairedMetrics {
-				fmt.Fprintf(w, " %s |", m.name)
-			}
-			fmt.Fprint(w, "\n|---|")
-			fmt.Fprint(w, strings.Repeat("---:|", len(pairedMetrics)))
-			fmt.Fprintln(w)
+			metricsHeader(w, "| ÷ |", "|---|")
 			for _, o := range append(slices.DeleteFunc(slices.Clone(specs), func(s string) bool { return s == spec || !strings.HasPrefix(s, "noticed") }), others...) {
 				fmt.Fprintf(w, "| %s |", o)
 				for _, m := range pairedMetrics {
@@ -252,6 +240,16 @@ func writeSustained(w io.Writer, rs []*runResult, specs []string) {
 			}
 		}
 	}
+}
+
+// metricsHeader writes a table's head: the first columns given, then one
+// per figure of pairedMetrics.
+func metricsHeader(w io.Writer, first, rule string) {
+	fmt.Fprint(w, first)
+	for _, m := range pairedMetrics {
+		fmt.Fprintf(w, " %s |", m.name)
+	}
+	fmt.Fprint(w, "\n"+rule+strings.Repeat("---:|", len(pairedMetrics))+"\n")
 }
 
 // spread is "median (min–max)" of vs, or the one value, or "-"; format
