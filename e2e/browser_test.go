@@ -5,12 +5,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -81,21 +78,9 @@ func TestBrowser(t *testing.T) {
 	profile := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, chromiumOptions(chromium, profile,
 		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1100, 860),
+		chromedp.WindowSize(1100, 860))...,
 	)
 	defer cancelAlloc()
 	ctx, cancelTab := chromedp.NewContext(ctx)
@@ -239,23 +224,5 @@ func screenshotDemo(t *testing.T, ctx context.Context, c *cluster, pagesURL stri
 		t.Errorf("demo form result: %q, %v; want published: id ...", result, err)
 	}
 
-	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.activeElement.blur(); window.scrollTo(0, 0)`)); err != nil {
-		t.Fatal(err)
-	}
-	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(shot))
-	if err != nil || img.Bounds().Dx() < 800 {
-		t.Fatalf("screenshot: %v (%d bytes)", err, len(shot))
-	}
-	path := filepath.Join(t.TempDir(), "demo.png")
-	if *updateDemoPNG {
-		path = filepath.Join("..", "docs", "demo.png")
-	}
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("demo page screenshot (%dx%d): %s", img.Bounds().Dx(), img.Bounds().Dy(), path)
+	screenshot(t, ctx, "demo.png")
 }

@@ -1,14 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"image/png"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,21 +32,9 @@ func TestBrowserInbox(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, chromiumOptions(chromium, t.TempDir(),
 		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 760),
+		chromedp.WindowSize(1100, 760))...,
 	)
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(ctx)
@@ -137,23 +121,5 @@ func TestBrowserInbox(t *testing.T) {
 	t.Logf("inbox: a click reached the other device in %v; the phone came back with the right badge %v after the last event", reached.Round(time.Millisecond), back.Round(time.Millisecond))
 	fmt.Printf("e2e inbox: click_to_other_device=%v phone_back_with_badge_after=%v badge=1\n", reached.Round(time.Millisecond), back.Round(time.Millisecond))
 
-	if err := chromedp.Do(laptop, chromedp.Evaluate[chromedp.Void](`document.activeElement.blur(); window.scrollTo(0, 0)`)); err != nil {
-		t.Fatal(err)
-	}
-	shot, err := chromedp.Run(laptop, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(shot))
-	if err != nil || img.Bounds().Dx() < 800 {
-		t.Fatalf("screenshot: %v (%d bytes)", err, len(shot))
-	}
-	path := filepath.Join(t.TempDir(), "inbox.png")
-	if *updateDemoPNG {
-		path = filepath.Join("..", "docs", "inbox.png")
-	}
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("inbox screenshot (%dx%d): %s", img.Bounds().Dx(), img.Bounds().Dy(), path)
+	screenshot(t, laptop, "inbox.png")
 }
