@@ -362,8 +362,7 @@ func (r *faultRun) finish(name string, lossOK bool) {
 func TestSentinelFailoverDeliversEverything(t *testing.T) {
 	t.Parallel()
 	set := redistest.StartSentinel(t)
-	opt, _ := redis.ParseFailoverURL(strings.Replace(set.URL(), "redis+sentinel", "redis", 1))
-	r := newFaultRun(t, set.URL(), redis.NewFailoverClient(opt), 0)
+	r := newFaultRun(t, set.URL(), sentinelProducer(set), 0)
 	r.produce()
 	r.waitPublished(200)
 	set.Failover()
@@ -374,8 +373,7 @@ func TestSentinelFailoverDeliversEverything(t *testing.T) {
 func TestSentinelMasterKilled(t *testing.T) {
 	t.Parallel()
 	set := redistest.StartSentinel(t)
-	opt, _ := redis.ParseFailoverURL(strings.Replace(set.URL(), "redis+sentinel", "redis", 1))
-	r := newFaultRun(t, set.URL(), redis.NewFailoverClient(opt), 0)
+	r := newFaultRun(t, set.URL(), sentinelProducer(set), 0)
 	r.produce()
 	r.waitPublished(200)
 	old := set.Master()
@@ -388,6 +386,13 @@ func TestSentinelMasterKilled(t *testing.T) {
 		t.Errorf("new master: %s is %v (%v); want K and t", notifyParam, v, err)
 	}
 	r.finish("sentinel master SIGKILL", true)
+}
+
+// sentinelProducer is the producers' client for set: go-redis's own
+// Sentinel client, as an application would have.
+func sentinelProducer(set *redistest.Sentinel) redis.UniversalClient {
+	opt, _ := redis.ParseFailoverURL(strings.Replace(set.URL(), "redis+sentinel", "redis", 1))
+	return redis.NewFailoverClient(opt)
 }
 
 func clusterProducer(c *redistest.Cluster) redis.UniversalClient {
@@ -471,8 +476,7 @@ func TestClusterAddMaster(t *testing.T) {
 func TestSentinelFailoverReplicatedLosesNothing(t *testing.T) {
 	t.Parallel()
 	set := redistest.StartSentinel(t)
-	opt, _ := redis.ParseFailoverURL(strings.Replace(set.URL(), "redis+sentinel", "redis", 1))
-	r := newFaultRun(t, set.URL(), redis.NewFailoverClient(opt), 1)
+	r := newFaultRun(t, set.URL(), sentinelProducer(set), 1)
 	r.produce()
 	r.waitPublished(200)
 	old := set.Master()
