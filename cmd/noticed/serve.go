@@ -180,6 +180,7 @@ func (m *Main) Run(ctx context.Context) error {
 	handler := server.New(server.Config{
 		Verifier:           verifier,
 		Store:              store,
+		Append:             m.hub.Append,
 		Presence:           presenceBackend,
 		Streams:            m.streams,
 		Metrics:            metric,

@@ -81,18 +81,34 @@ func (s *Store) live(user string, now time.Time) *stream {
 // Append adds each message with an id like Redis would give it (see
 // embedded.NextID).
 func (s *Store) Append(ctx context.Context, msgs []routing.Message) ([]notice.ID, error) {
+	added, err := s.AppendChained(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]notice.ID, len(added))
+	for i, a := range added {
+		ids[i] = a.ID
+	}
+	return ids, nil
+}
+
+// AppendChained is Append, with the id of the entry before each one.
+func (s *Store) AppendChained(ctx context.Context, msgs []routing.Message) ([]routing.Appended, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ids := make([]notice.ID, len(msgs))
+	added := make([]routing.Appended, len(msgs))
 	s.mu.Lock()
 	now := s.opts.Now()
 	for i, m := range msgs {
-		ids[i] = s.add(m, now)
+		if st := s.live(m.User, now); st != nil && len(st.entries) > 0 {
+			added[i].Prev = st.entries[len(st.entries)-1].ID
+		}
+		added[i].ID, added[i].Chained = s.add(m, now), true
 	}
 	s.mu.Unlock()
 	s.follows.Appended(msgs)
-	return ids, nil
+	return added, nil
 }
 
 // add appends m to its user's stream with retention; callers hold s.mu.

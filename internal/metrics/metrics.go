@@ -54,11 +54,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "noticed_events_published_total", Help: "Entries appended through POST /notice.",
 		}),
 		EventsRead: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "noticed_events_read_total", Help: "Entries read from the backend for live fan-out (once per instance, whatever the number of streams).",
+			Name: "noticed_events_read_total", Help: "Entries taken for live fan-out, read from the backend or, when this instance published them, from the append's answer (once per instance, whatever the number of streams).",
 		}),
 		ReadDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "noticed_event_read_delay_seconds",
-			Help: "Time from an entry's id (its append, by the backend's clock) to this instance reading it for live fan-out: the wait a live event had before its streams were written.",
+			Help: "Time from an entry's id (its append, by the backend's clock) to this instance taking it for live fan-out: the wait a live event had before its streams were written.",
 			// From a quiet instance's fraction of a millisecond to a
 			// backend that was away for a minute.
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},

@@ -185,24 +185,28 @@ func (h *Hub) checkLagging(ctx context.Context, cursors []Cursor, batches []Batc
 // Last-Event-ID and replays from the store.
 func (h *Hub) fanOut(name string, frames []Frame, gap bool) {
 	h.mu.Lock()
-	h.queue(name, frames, gap)
+	h.woken = h.queue(h.users[name], frames, gap, h.woken)
 	h.mu.Unlock()
-	// Woken outside the lock: a stream may write what was queued at once,
-	// on this goroutine, while the read's fan-out is within its budget;
-	// past it, streams write on goroutines of their own, in parallel.
-	for i, wake := range h.woken {
-		wake(time.Since(h.round) < InlineBudget)
-		h.woken[i] = nil
-	}
-	h.woken = h.woken[:0]
+	h.woken = wakeAll(h.woken, h.round)
 }
 
-// queue is fanOut's work under the hub's lock; it leaves the streams to
-// wake in h.woken.
-func (h *Hub) queue(name string, frames []Frame, gap bool) {
-	u := h.users[name]
+// wakeAll wakes the streams of woken, outside the hub's lock: a stream may
+// write what was queued at once, on the caller's goroutine, while the
+// fan-out begun at round is within its budget; past it, streams write on
+// goroutines of their own, in parallel. It returns woken emptied.
+func wakeAll(woken []func(bool), round time.Time) []func(bool) {
+	for i, wake := range woken {
+		wake(time.Since(round) < InlineBudget)
+		woken[i] = nil
+	}
+	return woken[:0]
+}
+
+// queue is fanOut's work under the hub's lock; it appends the streams to
+// wake to woken.
+func (h *Hub) queue(u *user, frames []Frame, gap bool, woken []func(bool)) []func(bool) {
 	if u == nil || u.state != ready {
-		return
+		return woken
 	}
 	// Skip what was fanned out already (a resync raced a read).
 	first := len(frames)
@@ -214,7 +218,7 @@ func (h *Hub) queue(name string, frames []Frame, gap bool) {
 	}
 	frames = frames[first:]
 	if len(frames) == 0 && !gap {
-		return
+		return woken
 	}
 	if len(frames) > 0 {
 		u.cursor = frames[len(frames)-1].ID
@@ -232,7 +236,8 @@ func (h *Hub) queue(name string, frames []Frame, gap bool) {
 			}
 		}
 		if c.wake != nil {
-			h.woken = append(h.woken, c.wake)
+			woken = append(woken, c.wake)
 		}
 	}
+	return woken
 }

@@ -42,6 +42,28 @@ type Store interface {
 	Close() error
 }
 
+// ChainAppender is a Store that can say, of each entry it appends, which
+// entry came just before it in its user's stream. The hub uses it to fan
+// out the entries this instance appends without waiting for their
+// notification and a read (see Hub.Append).
+type ChainAppender interface {
+	// AppendChained is Append, with each entry's predecessor.
+	AppendChained(ctx context.Context, msgs []Message) ([]Appended, error)
+}
+
+// Appended is one entry a ChainAppender added.
+type Appended struct {
+	ID notice.ID
+	// Prev, when Chained, is the id of the entry just before ID in its
+	// user's stream: zero when ID is the stream's first. No entry lies
+	// between Prev and ID, whoever else appends.
+	Prev notice.ID
+	// Chained says Prev is known. A store may not know it for some entries
+	// (another producer's came at the same moment, say): those are
+	// delivered by the read their notification brings.
+	Chained bool
+}
+
 // Notifier is told by the store when followed streams change. Its methods
 // must not block: the store calls them from its own reading goroutine.
 type Notifier interface {

@@ -105,6 +105,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	h := server.New(server.Config{
 		Verifier:    verifier,
 		Store:       store,
+		Append:      hub.Append,
 		Presence:    pres,
 		Streams:     sse.NewHandler(hub, store, sse.Options{Heartbeat: o.heartbeat, Metrics: m, Logger: log, WriteTimeout: o.writeTimeout}),
 		Metrics:     m,

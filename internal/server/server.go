@@ -30,6 +30,10 @@ import (
 type Config struct {
 	Verifier *auth.Verifier
 	Store    routing.Store
+	// Append is what POST /notice appends with: the hub's Append, which
+	// fans out what this instance appends without waiting for a read, in
+	// production; nil: Store.Append.
+	Append func(ctx context.Context, msgs []routing.Message) ([]notice.ID, error)
 	// Presence answers GET /presence; nil: 501.
 	Presence presence.Backend
 	Streams  *sse.Handler
@@ -64,6 +68,9 @@ type server struct {
 
 // New returns the router serving every endpoint of the contract.
 func New(cfg Config) http.Handler {
+	if cfg.Append == nil && cfg.Store != nil {
+		cfg.Append = cfg.Store.Append
+	}
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = 64 << 10
 	}
@@ -207,7 +214,7 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msgs := req.messages()
-	ids, err := s.cfg.Store.Append(r.Context(), msgs)
+	ids, err := s.cfg.Append(r.Context(), msgs)
 	if err != nil {
 		s.cfg.Metrics.BackendErrors.WithLabelValues("append").Inc()
 		s.log.Warn("publish failed", "err", err, "events", len(msgs))

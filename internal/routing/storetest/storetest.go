@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"FollowReturnsNewest", testFollowReturnsNewest},
 		{"ConcurrentAppendsKeepOrder", testConcurrentAppendsKeepOrder},
 		{"MixedAppendKeepsOrder", testMixedAppendKeepsOrder},
+		{"ChainedAppendsNamePredecessors", testChainedAppends},
 		{"Ping", testPing},
 	}
 	cases = append(cases, inboxCases...)
@@ -407,6 +408,72 @@ func MixedAppend(t *testing.T, s routing.Store) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("%s holds %v, want %v", u, got, want)
 		}
+	}
+}
+
+// testChainedAppends holds a ChainAppender to its promise: an entry's
+// Prev, when known, is the entry just before it in its user's stream,
+// whoever appends concurrently (zero for a stream's first entry), and it
+// is known for appends to a stream nobody else is writing to.
+func testChainedAppends(t *testing.T, newStore NewStore) {
+	s := newStore(t, Options{MaxLen: 1000, TTL: time.Hour})
+	chain, ok := s.(routing.ChainAppender)
+	if !ok {
+		t.Skip("the store does not name predecessors")
+	}
+	u, fresh := User(t), User(t)
+	before := appendN(t, s, u, 2)
+	got, err := chain.AppendChained(ctx(t), []routing.Message{{User: u, Data: "a"}, {User: fresh, Data: "b"}, {User: u, Data: "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("AppendChained answered %d entries for 3 messages", len(got))
+	}
+	want := []routing.Appended{{ID: got[0].ID, Prev: before[1], Chained: true}, {ID: got[2].ID, Prev: got[0].ID, Chained: true}}
+	if have := []routing.Appended{got[0], got[2]}; fmt.Sprint(have) != fmt.Sprint(want) {
+		t.Fatalf("AppendChained answered %v, want %v", have, want)
+	}
+	if got[1].Chained && got[1].Prev != notice.Zero {
+		t.Fatalf("a new stream's first entry was answered with predecessor %v", got[1].Prev)
+	}
+
+	// Four writers at once: every predecessor known is the entry just
+	// before in the stream's order.
+	const writers, each = 4, 50
+	var mu sync.Mutex
+	prevOf := make(map[notice.ID]notice.ID)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				a, err := chain.AppendChained(ctx(t), []routing.Message{{User: u, Data: fmt.Sprint(w, ":", i)}})
+				if err != nil || len(a) != 1 {
+					t.Errorf("AppendChained: %v, %v", a, err)
+					return
+				}
+				if a[0].Chained {
+					mu.Lock()
+					prevOf[a[0].ID] = a[0].Prev
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	entries := read1(t, s, routing.Cursor{User: u, After: got[2].ID, Count: 1000}).Entries
+	if len(entries) != writers*each {
+		t.Fatalf("the stream holds %d entries after the writers, want %d", len(entries), writers*each)
+	}
+	prev := got[2].ID
+	for _, e := range entries {
+		if p, ok := prevOf[e.ID]; ok && p != prev {
+			t.Fatalf("entry %v was answered with predecessor %v, want %v", e.ID, p, prev)
+		}
+		prev = e.ID
+	}
+	if len(prevOf) == 0 {
+		t.Fatalf("no predecessor known among %d appends", writers*each)
 	}
 }
 
