@@ -11,16 +11,11 @@ import (
 	"github.com/noticed/noticed/internal/routing"
 )
 
-// Appends that arrive together (concurrent POSTs) go to Redis together:
-// while maxAppendsInFlight pipelines are under way, new Appends queue, and
-// the next pipeline takes the whole queue. A lone Append is sent at once,
-// so coalescing costs nothing when there is nothing to coalesce; under
-// load it saves a round trip, its system calls and Redis's per-call I/O
-// for every Append but the first of a batch.
+// maxAppendBatch bounds the messages of one append pipeline; at most
+// maxAppendsInFlight are under way at once (see coalescer).
 const (
 	maxAppendsInFlight = 2
-	// maxAppendBatch bounds the messages of one pipeline.
-	maxAppendBatch = 1024
+	maxAppendBatch     = 1024
 )
 
 // appendReq is one Append waiting for its pipeline.
@@ -29,13 +24,6 @@ type appendReq struct {
 	added []routing.Appended
 	err   error
 	done  chan struct{}
-}
-
-// appender is the queue of Appends waiting for a pipeline.
-type appender struct {
-	mu      sync.Mutex
-	queue   []*appendReq
-	sending int // pipelines under way
 }
 
 // Append adds each message to its user's stream and refreshes the key's
@@ -65,56 +53,13 @@ func (s *Store) AppendChained(ctx context.Context, msgs []routing.Message) ([]ro
 		return nil, nil
 	}
 	r := &appendReq{msgs: msgs, done: make(chan struct{})}
-	a := &s.appends
-	a.mu.Lock()
-	if a.sending < maxAppendsInFlight {
-		a.sending++
-		batch := append(a.take(), r)
-		a.mu.Unlock()
-		s.sendAppends(batch)
-	} else {
-		a.queue = append(a.queue, r)
-		a.mu.Unlock()
-	}
+	s.appends.submit(r)
 	select {
 	case <-r.done:
 		return r.added, r.err
 	case <-ctx.Done():
 		return nil, s.fail("append", ctx.Err())
 	}
-}
-
-// take removes up to maxAppendBatch messages' worth of requests from the
-// head of the queue (at least one). The caller holds a.mu.
-func (a *appender) take() []*appendReq {
-	n, msgs := 0, 0
-	for n < len(a.queue) && (n == 0 || msgs+len(a.queue[n].msgs) <= maxAppendBatch) {
-		msgs += len(a.queue[n].msgs)
-		n++
-	}
-	batch := make([]*appendReq, n, n+1)
-	copy(batch, a.queue)
-	rest := copy(a.queue, a.queue[n:])
-	clear(a.queue[rest:])
-	a.queue = a.queue[:rest]
-	return batch
-}
-
-// sendAppends sends batch and answers it, then passes on to a goroutine
-// of its own whatever queued meanwhile: the caller's answer does not wait
-// for other requests'.
-func (s *Store) sendAppends(batch []*appendReq) {
-	s.pipelineAppends(batch)
-	a := &s.appends
-	a.mu.Lock()
-	if len(a.queue) == 0 {
-		a.sending--
-		a.mu.Unlock()
-		return
-	}
-	next := a.take()
-	a.mu.Unlock()
-	go s.sendAppends(next)
 }
 
 // ErrNotReplicated fails an Append whose entries fewer replicas than

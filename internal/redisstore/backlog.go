@@ -14,7 +14,9 @@ import (
 var _ routing.Backlog = (*Store)(nil)
 
 // ReadBack returns up to count entries below before, newest first
-// (XREVRANGE with an exclusive end).
+// (XREVRANGE with an exclusive end). Every opening stream reads its user's
+// read state this way: read-backs that arrive together share a pipeline
+// (see coalescer).
 func (s *Store) ReadBack(ctx context.Context, user string, before notice.ID, count int) ([]notice.Entry, error) {
 	end := "+"
 	if before != notice.Last {
@@ -27,12 +29,50 @@ func (s *Store) ReadBack(ctx context.Context, user string, before notice.ID, cou
 	if count > 0 {
 		args = append(args, "COUNT", count)
 	}
-	v, err := s.rdb.Do(ctx, args...).Result()
-	if err != nil {
-		return nil, s.fail("read back", err)
+	r := &readBackReq{args: args, done: make(chan struct{})}
+	s.readBacks.submit(r)
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, s.fail("read back", ctx.Err())
 	}
-	out, _, _, err := appendEntries(nil, nil, v)
+	if r.err != nil {
+		return nil, s.fail("read back", r.err)
+	}
+	out, _, _, err := appendEntries(nil, nil, r.val)
 	return out, err
+}
+
+// At most maxReadBacksInFlight pipelines of read-backs are under way at
+// once, each of at most maxReadBackBatch commands.
+const (
+	maxReadBacksInFlight = 2
+	maxReadBackBatch     = 512
+)
+
+// readBackReq is one ReadBack waiting for its pipeline.
+type readBackReq struct {
+	args []any
+	val  any
+	err  error
+	done chan struct{}
+}
+
+// pipelineReadBacks sends batch in one pipeline and answers each request
+// with its own command's outcome.
+func (s *Store) pipelineReadBacks(batch []*readBackReq) {
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(batch))
+	for i, r := range batch {
+		cmds[i] = pipe.Do(ctx, r.args...)
+	}
+	_, _ = pipe.Exec(ctx) // each command holds its own error
+	for i, r := range batch {
+		r.val, r.err = cmds[i].Result()
+		close(r.done)
+	}
 }
 
 // appendIfNewest is XADD behind a check of the stream's newest entry, in

@@ -79,7 +79,8 @@ type Store struct {
 	// also says on which node its subscription lives.
 	followed sync.Map
 
-	appends appender
+	appends   coalescer[*appendReq]
+	readBacks coalescer[*readBackReq]
 
 	mu       sync.Mutex
 	notifier routing.Notifier
@@ -134,6 +135,10 @@ func New(ctx context.Context, o Options) (*Store, error) {
 		closing:      make(chan struct{}),
 		topoEnd:      make(chan struct{}),
 	}
+	s.appends = coalescer[*appendReq]{inFlight: maxAppendsInFlight, limit: maxAppendBatch,
+		size: func(r *appendReq) int { return len(r.msgs) }, send: s.pipelineAppends}
+	s.readBacks = coalescer[*readBackReq]{inFlight: maxReadBacksInFlight, limit: maxReadBackBatch,
+		size: func(*readBackReq) int { return 1 }, send: s.pipelineReadBacks}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
