@@ -85,11 +85,7 @@ func (s *Store) Append(ctx context.Context, msgs []routing.Message) ([]notice.ID
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]notice.ID, len(added))
-	for i, a := range added {
-		ids[i] = a.ID
-	}
-	return ids, nil
+	return routing.IDs(added), nil
 }
 
 // AppendChained is Append, with the id of the entry before each one.

@@ -117,3 +117,13 @@ type Batch struct {
 // ErrUnavailable wraps every error that means the store cannot be reached
 // right now; callers retry or answer 503.
 var ErrUnavailable = errors.New("backend unavailable")
+
+// IDs returns the ids of added, in order: Append's answer, for a store
+// whose Append is its AppendChained.
+func IDs(added []Appended) []notice.ID {
+	ids := make([]notice.ID, len(added))
+	for i, a := range added {
+		ids[i] = a.ID
+	}
+	return ids
+}
