@@ -29,7 +29,7 @@ func (s *Store) ReadBack(ctx context.Context, user string, before notice.ID, cou
 	if count > 0 {
 		args = append(args, "COUNT", count)
 	}
-	r := &readBackReq{args: args, done: make(chan struct{})}
+	r := &readBackReq{ctx: ctx, args: args, done: make(chan struct{})}
 	s.readBacks.submit(r)
 	select {
 	case <-r.done:
@@ -52,25 +52,36 @@ const (
 
 // readBackReq is one ReadBack waiting for its pipeline.
 type readBackReq struct {
+	ctx  context.Context // its caller's: once it ends, the read is not sent
 	args []any
 	val  any
 	err  error
 	done chan struct{}
 }
 
-// pipelineReadBacks sends batch in one pipeline and answers each request
-// with its own command's outcome.
+// pipelineReadBacks sends batch in one pipeline, leaving out requests
+// whose callers have gone, and answers each with its own command's
+// outcome. The pipeline is bounded by sendTimeout, not by any one
+// caller's context; on a Cluster it waits for its slowest master.
 func (s *Store) pipelineReadBacks(batch []*readBackReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 	defer cancel()
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, r := range batch {
-		cmds[i] = pipe.Do(ctx, r.args...)
+		if r.ctx.Err() == nil {
+			cmds[i] = pipe.Do(ctx, r.args...)
+		}
 	}
-	_, _ = pipe.Exec(ctx) // each command holds its own error
+	if pipe.Len() > 0 {
+		_, _ = pipe.Exec(ctx) // each command holds its own error
+	}
 	for i, r := range batch {
-		r.val, r.err = cmds[i].Result()
+		if cmds[i] != nil {
+			r.val, r.err = cmds[i].Result()
+		} else {
+			r.err = r.ctx.Err()
+		}
 		close(r.done)
 	}
 }

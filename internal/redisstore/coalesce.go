@@ -30,10 +30,10 @@ func (c *coalescer[R]) submit(r R) {
 		c.mu.Unlock()
 		return
 	}
+	// Nothing waits in the queue while fewer pipelines are under way.
 	c.sending++
-	batch := append(c.take(), r)
 	c.mu.Unlock()
-	c.run(batch)
+	c.run([]R{r})
 }
 
 // take removes up to limit's worth of requests from the head of the queue
@@ -44,7 +44,7 @@ func (c *coalescer[R]) take() []R {
 		size += c.size(c.queue[n])
 		n++
 	}
-	batch := make([]R, n, n+1)
+	batch := make([]R, n)
 	copy(batch, c.queue)
 	rest := copy(c.queue, c.queue[n:])
 	clear(c.queue[rest:])
@@ -53,9 +53,20 @@ func (c *coalescer[R]) take() []R {
 }
 
 // run sends batch, then passes on to a goroutine of its own whatever
-// queued meanwhile: the caller's answer does not wait for others'.
+// queued meanwhile: the caller's answer does not wait for others'. Should
+// send panic, the pipeline's slot is given back, so that later requests
+// are still sent.
 func (c *coalescer[R]) run(batch []R) {
+	sent := false
+	defer func() {
+		if !sent {
+			c.mu.Lock()
+			c.sending--
+			c.mu.Unlock()
+		}
+	}()
 	c.send(batch)
+	sent = true
 	c.mu.Lock()
 	if len(c.queue) == 0 {
 		c.sending--

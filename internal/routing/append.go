@@ -15,9 +15,11 @@ import (
 // been given is next in line for them: it is fanned out at once, on the
 // caller's goroutine, rather than after the store's notification and a
 // read, which cost another round trip. Anything else (another producer's
-// entry came between, the user is not followed here) is left to that
-// read, which comes all the same; frames already fanned out are skipped
-// there, so nothing is sent twice.
+// entry came between, the predecessor is not known) is left to that read,
+// which comes all the same for a user followed here; it skips the frames
+// already fanned out, so nothing is sent twice. While a read is to check
+// the user's stream for lost entries (a recheck or resync is pending),
+// nothing is offered: the check starts from the cursor.
 func (h *Hub) Append(ctx context.Context, msgs []Message) ([]notice.ID, error) {
 	chain, ok := h.store.(ChainAppender)
 	if !ok {
@@ -49,17 +51,10 @@ func (h *Hub) offer(m Message, a Appended, woken []func(bool)) []func(bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := h.users[m.User]
-	// Checked again: a read or another offer may have moved the cursor,
-	// to a.ID (then queue skips the frame) or, after a failover, anywhere.
-	if u == nil || u.state != ready || u.cursor != a.Prev {
+	// Checked again: a read or another offer may have moved the cursor
+	// meanwhile (to a.ID, or after a failover anywhere).
+	if u == nil || u.state != ready || u.cursor != a.Prev || u.recheck || h.resync {
 		return woken
-	}
-	h.m.EventsRead.Inc()
-	now := uint64(max(time.Now().UnixMilli(), 0))
-	if a.ID.Ms <= now {
-		h.m.ReadDelay.Observe(float64(now-a.ID.Ms) / 1000)
-	} else {
-		h.m.ReadDelay.Observe(0)
 	}
 	return h.queue(u, frame, false, woken)
 }
@@ -70,5 +65,5 @@ func (h *Hub) follows(user string, prev notice.ID) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	u := h.users[user]
-	return u != nil && u.state == ready && u.cursor == prev
+	return u != nil && u.state == ready && u.cursor == prev && !u.recheck && !h.resync
 }

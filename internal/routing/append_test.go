@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/noticed/noticed/internal/memstore"
+	"github.com/noticed/noticed/internal/metrics"
 	"github.com/noticed/noticed/internal/notice"
 	"github.com/noticed/noticed/internal/routing"
 	"github.com/noticed/noticed/internal/sse"
@@ -127,4 +131,41 @@ func TestAppendRacesReadsWithoutDoubling(t *testing.T) {
 			t.Fatalf("stream %d has %d frames more than were appended", i, n)
 		}
 	}
+}
+
+// An entry taken for fan-out is counted once, whether the append's own
+// fan-out or the read its notification brings took it first.
+func TestAppendCountsEachEntryOnce(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	store := memstore.New(memstore.Options{MaxLen: 1000})
+	hub := routing.New(store, sse.AppendEntry, routing.Options{QueueLen: 1024, Metrics: m})
+	go hub.Run()
+	t.Cleanup(func() { store.Close() })
+	c := subscribe(t, hub, "alice")
+	const n = 300
+	for i := range n {
+		hubAppend(t, hub, "alice", fmt.Sprint(i))
+	}
+	for range n {
+		next(t, c)
+	}
+	hub.Close() // the reader has stopped: nothing more is counted
+	if got := testutil.ToFloat64(m.EventsRead); got != n {
+		t.Fatalf("noticed_events_read_total is %v for %d entries", got, n)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "noticed_event_read_delay_seconds" {
+			if got := f.GetMetric()[0].GetHistogram().GetSampleCount(); got != n {
+				t.Fatalf("noticed_event_read_delay_seconds counted %d waits for %d entries", got, n)
+			}
+			return
+		}
+	}
+	t.Fatal("noticed_event_read_delay_seconds is not registered")
 }

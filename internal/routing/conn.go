@@ -58,10 +58,12 @@ func (c *Conn) Kicked() <-chan struct{} { return c.kicked }
 
 // OnWake sets a function the hub calls each time it has queued frames on
 // the stream or kicked it. It must not block or call the hub. When now is
-// true the hub calls it from its reader goroutine, outside its lock, and
-// the function may write what is queued there and then, without blocking;
-// when false, the hub has spent its time for that (see InlineBudget) or
-// holds its lock, and the function should hand the work to a goroutine.
+// true the hub calls it outside its lock, from the goroutine that fanned
+// the frames out (its reader's, or a publisher's in Hub.Append: two may
+// call at once), and the function may write what is queued there and
+// then, without blocking; when false, the hub has spent its time for that
+// (see InlineBudget) or holds its lock, and the function should hand the
+// work to a goroutine.
 func (c *Conn) OnWake(f func(now bool)) {
 	c.hub.mu.Lock()
 	c.wake = f

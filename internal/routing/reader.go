@@ -13,8 +13,9 @@ const maxUsersPerRead = 512
 // readBatch is how many entries one read takes per user.
 const readBatch = 256
 
-// InlineBudget is how long the hub's reader goroutine may spend, per read,
-// writing fanned-out frames to streams itself. Writing at once saves a
+// InlineBudget is how long the goroutine that fans frames out (the hub's
+// reader, per read, or a publisher's, per Hub.Append) may spend writing
+// them to streams itself. Writing at once saves a
 // goroutine start and a scheduler wake-up per event (docs/benchmarks.md);
 // past the budget, the streams of a large fan-out are written on their own
 // goroutines, on every core.
@@ -126,18 +127,9 @@ func (h *Hub) readAndFanOut(cursors []Cursor) error {
 		}
 		// Encode outside the lock, once per entry for all streams.
 		frames := make([]Frame, len(b.Entries))
-		now := uint64(max(h.round.UnixMilli(), 0))
 		for j, e := range b.Entries {
 			frames[j] = Frame{ID: e.ID, Bytes: h.encode(nil, e)}
-			// An id ahead of this clock (the backend's runs ahead, or
-			// a producer chose it) counts as no wait.
-			if e.ID.Ms <= now {
-				h.m.ReadDelay.Observe(float64(now-e.ID.Ms) / 1000)
-			} else {
-				h.m.ReadDelay.Observe(0)
-			}
 		}
-		h.m.EventsRead.Add(float64(len(frames)))
 		h.fanOut(cursors[i].User, frames, false)
 		if len(b.Entries) >= cursors[i].Count {
 			h.markDirty(cursors[i : i+1]) // more is waiting
@@ -208,7 +200,8 @@ func (h *Hub) queue(u *user, frames []Frame, gap bool, woken []func(bool)) []fun
 	if u == nil || u.state != ready {
 		return woken
 	}
-	// Skip what was fanned out already (a resync raced a read).
+	// Skip what was fanned out already: an append's own fan-out (see
+	// Hub.Append) or a resync raced this read.
 	first := len(frames)
 	for j := range frames {
 		if u.cursor.Less(frames[j].ID) {
@@ -222,6 +215,7 @@ func (h *Hub) queue(u *user, frames []Frame, gap bool, woken []func(bool)) []fun
 	}
 	if len(frames) > 0 {
 		u.cursor = frames[len(frames)-1].ID
+		h.taken(frames)
 	}
 	for _, c := range u.conns {
 		if c.closed() {
@@ -240,4 +234,20 @@ func (h *Hub) queue(u *user, frames []Frame, gap bool, woken []func(bool)) []fun
 		}
 	}
 	return woken
+}
+
+// taken counts frames taken for fan-out, once each whichever way they
+// came, with the wait each entry had since its id. An id ahead of this
+// clock (the backend's runs ahead, or a producer chose it) counts as no
+// wait.
+func (h *Hub) taken(frames []Frame) {
+	now := uint64(max(time.Now().UnixMilli(), 0))
+	for _, f := range frames {
+		if f.ID.Ms <= now {
+			h.m.ReadDelay.Observe(float64(now-f.ID.Ms) / 1000)
+		} else {
+			h.m.ReadDelay.Observe(0)
+		}
+	}
+	h.m.EventsRead.Add(float64(len(frames)))
 }

@@ -1,4 +1,4 @@
-// This file holds the batch, one writev of the pump or the hub's goroutine: small
+// This file holds the batch, one writev of the pump or the fan-out's goroutine: small
 // frames are copied together, large ones referenced where the hub keeps
 // them, so that a stream that stops reading holds no copy of its queue.
 // Batches are pooled, since a write is made for every wake.

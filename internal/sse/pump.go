@@ -1,8 +1,9 @@
 // This file holds the state machine of a taken-over (hijacked) stream once
 // it is armed: timers and the hub wake it (tick, hubWake, wake), a pump
 // goroutine runs only while there is something to write and hands the
-// stream back when done (release), the hub's goroutine may write queued
-// frames at once without blocking (writeNow), and watch is the one
+// stream back when done (release), the fan-out's goroutine (the hub's
+// reader, or a publisher's in Hub.Append; two may wake a stream at once)
+// may write queued frames at once without blocking (writeNow), and watch is the one
 // goroutine a live stream keeps, waiting for its client to leave. The
 // hand-offs of the running flag under mu are what keep one writer per
 // connection.
@@ -84,7 +85,7 @@ func (s *stream) kicked() bool {
 
 // hubWake is called by the hub after it queued frames on the stream or
 // kicked it. When now is set and the stream has nothing else to do, it
-// writes the frames at once, on the hub's goroutine, as far as the socket
+// writes the frames at once, on the fan-out's goroutine, as far as the socket
 // takes them without blocking: no goroutine is started and scheduled per
 // event. A pump takes over what the socket did not take, any other work,
 // and the writes the hub has no time for.
@@ -198,7 +199,7 @@ func (s *stream) pump() {
 			return
 		}
 		if b := s.held; b != nil {
-			// The rest of a write the hub's goroutine began: first, so that
+			// The rest of a write the fan-out's goroutine began: first, so that
 			// no frame is split by another.
 			s.held = nil
 			ok := s.flushBatch(b)

@@ -20,7 +20,7 @@ import (
 
 // stream is one response being written. Until it is armed, only its
 // request goroutine writes it; after, only whoever set running does (its
-// pump, or the hub's goroutine in writeNow).
+// pump, or the fan-out's goroutine in writeNow).
 type stream struct {
 	h        *Handler
 	conn     *routing.Conn
@@ -38,7 +38,7 @@ type stream struct {
 	// The connection, and what wakes the pump.
 	nc     net.Conn
 	raw    syscall.RawConn // nc's, for writes that must not block; nil if it has none
-	held   *batch          // what a write on the hub's goroutine left for the pump
+	held   *batch          // what a write on the fan-out's goroutine left for the pump
 	heldN  int             // events in held
 	cancel context.CancelFunc
 	hb     *time.Timer // heartbeat, once armed
@@ -82,7 +82,7 @@ func (s *stream) flushBatch(b *batch) bool {
 }
 
 // write sends v in one writev, under a deadline that covers this write
-// only: writes on the hub's goroutine never wait, and would fail on a
+// only: writes on the fan-out's goroutine never wait, and would fail on a
 // deadline left behind once it passed.
 func (s *stream) write(v net.Buffers) error {
 	_ = s.nc.SetWriteDeadline(time.Now().Add(s.h.opts.WriteTimeout))
