@@ -25,6 +25,12 @@ const DefaultKey = "noticed:presence"
 type Transition struct {
 	User  string
 	State string // Online or Offline; empty: no transition
+	// Stamp orders one user's transitions where several instances
+	// decide them (Redis: the server's clock, in microseconds, when the
+	// script decided it): instances announce in their own time, so a
+	// transition decided earlier may reach Announce after a later one.
+	// Zero where one process decides and announces them all, in order.
+	Stamp int64
 }
 
 // Count is how many streams of User one instance holds.
@@ -56,7 +62,12 @@ type Backend interface {
 	// transition in order: State empty when whether the user is online
 	// did not change.
 	Set(ctx context.Context, instance string, counts []Count, now time.Time) ([]Transition, error)
-	// Announce appends ts to the presence stream, in order.
+	// Announce appends ts to the presence stream, in order. Where
+	// transitions carry stamps, each user's entries alternate in the
+	// order they were decided, whatever order they are announced in: one
+	// older than the user's last entry is dropped (late, or sent again),
+	// and one in the same state as the last entry is preceded by the
+	// opposite one it follows (still late, or lost with its instance).
 	Announce(ctx context.Context, ts []Transition) error
 	// Lapsed returns instances whose lease ran out while they still hold
 	// shares, each claimed by the caller for ttl so that one instance

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,7 +15,8 @@ import (
 // Presence keys. A user's share is a hash on the user's own hash tag, so
 // the script that decides a transition touches one slot; an instance's
 // lease, its set of users and the registry of instances are keys of
-// their own, each used alone.
+// their own, each used alone; the presence stream and its hash of each
+// user's last entry (toldKey) share the stream's slot.
 const (
 	presenceUserPrefix  = "noticed:online:"   // + "{<user>}": instance -> streams, "since" -> ms
 	presenceLeasePrefix = "noticed:lease:"    // + instance, with the lease as its time to live
@@ -26,7 +28,10 @@ const (
 )
 
 // setPresence writes one instance's count of a user and says whether the
-// user's total went from zero (online) or to zero (offline).
+// user's total went from zero (online) or to zero (offline), with the
+// server's clock in microseconds when it did: that stamp orders the
+// user's transitions, which instances announce in their own time. TIME
+// comes after the writes, which any Redis allows in a script.
 var setPresence = redis.NewScript(`
 local total = 0
 local vals = redis.call('HGETALL', KEYS[1])
@@ -37,9 +42,48 @@ local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local n = tonumber(ARGV[2])
 local after = total - old + n
 if n == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], n) end
-if total == 0 and after > 0 then redis.call('HSET', KEYS[1], 'since', ARGV[3]); return 'online' end
-if total > 0 and after == 0 then redis.call('DEL', KEYS[1]); return 'offline' end
-return ''
+local state = ''
+if total == 0 and after > 0 then redis.call('HSET', KEYS[1], 'since', ARGV[3]); state = 'online' end
+if total > 0 and after == 0 then redis.call('DEL', KEYS[1]); state = 'offline' end
+if state == '' then return {'', 0} end
+local t = redis.call('TIME')
+return {state, tonumber(t[1]) * 1000000 + tonumber(t[2])}
+`)
+
+// announcePresence appends transitions (ARGV: MAXLEN, then user, state,
+// stamp for each) to the presence stream KEYS[1], keeping in KEYS[2], a
+// hash on the stream's slot, each user's last entry as "<stamp> <state>".
+// Instances decide a user's transitions in one order (the user's
+// script) and announce them in another (each its own round trip), so a
+// transition decided before the last entry was appended is dropped (it
+// is late, or sent again after a lost reply), and one in the same state
+// as the last entry is preceded by the opposite one, decided between
+// the two but not appended yet (late, or lost with its instance): each
+// user's entries alternate in the order they were decided.
+var announcePresence = redis.NewScript(`
+local n = 0
+for i = 2, #ARGV, 3 do
+  local user, state, stamp = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2])
+  local last = redis.call('HGET', KEYS[2], user)
+  local lstamp, lstate = -1, nil
+  if last then
+    local sep = string.find(last, ' ', 1, true)
+    lstamp = tonumber(string.sub(last, 1, sep - 1))
+    lstate = string.sub(last, sep + 1)
+  end
+  if stamp > lstamp then
+    if state == lstate then
+      local other = 'online'
+      if state == 'online' then other = 'offline' end
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'user', user, 'state', other)
+      n = n + 1
+    end
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'user', user, 'state', state)
+    redis.call('HSET', KEYS[2], user, ARGV[i+2] .. ' ' .. state)
+    n = n + 1
+  end
+end
+return n
 `)
 
 // Presence is the Redis backend of presence, its transitions appended to
@@ -130,27 +174,43 @@ func (p *Presence) set(ctx context.Context, instance string, counts []presence.C
 	}
 	out := make([]presence.Transition, len(counts))
 	for i, c := range counts {
-		v, err := scripts[i].Text()
+		v, err := scripts[i].Slice()
 		if err != nil {
 			return nil, err
 		}
-		out[i] = presence.Transition{User: c.User, State: v}
+		state, _ := v[0].(string)
+		stamp, _ := v[1].(int64)
+		out[i] = presence.Transition{User: c.User, State: state, Stamp: stamp}
 	}
 	return out, nil
 }
 
 // Announce appends each transition as an entry with fields user and
-// state, in one pipeline.
+// state, in one script on the stream's slot that keeps each user's
+// entries in the order the transitions were decided (announcePresence).
 func (p *Presence) Announce(ctx context.Context, ts []presence.Transition) error {
-	pipe := p.s.rdb.Pipeline()
-	for _, t := range ts {
-		pipe.XAdd(ctx, &redis.XAddArgs{
-			Stream: p.key, MaxLen: presenceMaxLen, Approx: true, ID: "*",
-			Values: []any{"user", t.User, "state", t.State},
-		})
+	if len(ts) == 0 {
+		return nil
 	}
-	_, err := pipe.Exec(ctx)
+	args := make([]any, 0, 1+3*len(ts))
+	args = append(args, presenceMaxLen)
+	for _, t := range ts {
+		args = append(args, t.User, t.State, t.Stamp)
+	}
+	err := announcePresence.Run(ctx, p.s.rdb, []string{p.key, toldKey(p.key)}, args...).Err()
 	return p.s.fail("presence announce", err)
+}
+
+// toldKey names the hash of each user's last entry of the presence
+// stream key, on key's Cluster slot: key's own hash tag if it has one,
+// else key as the tag ("noticed:presence" -> "{noticed:presence}:told").
+func toldKey(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key + ":told"
+		}
+	}
+	return "{" + key + "}:told"
 }
 
 // Lapsed returns the registered instances without a lease, each claimed
