@@ -30,6 +30,12 @@ type Options struct {
 	WriteTimeout time.Duration // deadline on each write; default 10s
 	Metrics      *metrics.Metrics
 	Logger       *slog.Logger
+
+	// ownWatch gives each stream a goroutine of its own to wait for its
+	// client (watch) rather than the Handler's epoll (leaveWatch): for
+	// tests in a synctest bubble, where a goroutine waiting on epoll is
+	// not durably blocked.
+	ownWatch bool
 }
 
 const (
@@ -71,6 +77,10 @@ type Handler struct {
 	streams  map[*stream]struct{}
 	empty    chan struct{} // closed when streams becomes empty, if waited on
 	watching sync.Once
+	// leave waits for clients to leave (set once by leaveOnce; nil where
+	// there is no epoll).
+	leaveOnce sync.Once
+	leave     *leaveWatch
 }
 
 // NewHandler makes a stream handler.
@@ -202,7 +212,7 @@ func (s *stream) hijack(w http.ResponseWriter) (bool, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h.track(s)
-	go s.watch()
+	s.h.watchLeave(s)
 	return true, nil
 }
 

@@ -3,8 +3,9 @@
 // goroutine runs only while there is something to write and hands the
 // stream back when done (release), the fan-out's goroutine (the hub's
 // reader, or a publisher's in Hub.Append; two may wake a stream at once)
-// may write queued frames at once without blocking (writeNow), and watch is the one
-// goroutine a live stream keeps, waiting for its client to leave. The
+// may write queued frames at once without blocking (writeNow), and the
+// Handler's leaveWatch (or, without epoll, a goroutine per stream: watch)
+// waits for its client to leave. The
 // hand-offs of the running flag under mu are what keep one writer per
 // connection.
 
@@ -16,8 +17,9 @@ import (
 	"time"
 )
 
-// watch waits for the client of a hijacked stream to leave. It is the one
-// goroutine a live stream keeps. A client says nothing after its request
+// watch waits for the client of a hijacked stream to leave, where the
+// Handler's leaveWatch cannot (no epoll): then it is the one goroutine a
+// live stream keeps. A client says nothing after its request
 // on an event stream; one that does is closed at its first byte, counted,
 // rather than read for as long as it cares to send.
 func (s *stream) watch() {

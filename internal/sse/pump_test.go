@@ -40,6 +40,7 @@ func newRig(queueLen int, opts Options) *rig {
 	hub := routing.New(store, AppendEntry, routing.Options{QueueLen: queueLen, Metrics: m, Logger: log})
 	go hub.Run()
 	opts.Metrics, opts.Logger = m, log
+	opts.ownWatch = true // the rig's streams run in synctest bubbles
 	return &rig{store: store, hub: hub, h: NewHandler(hub, store, opts), m: m}
 }
 

@@ -36,13 +36,18 @@ type stream struct {
 	expiry      <-chan time.Time
 
 	// The connection, and what wakes the pump.
-	nc     net.Conn
-	raw    syscall.RawConn // nc's, for writes that must not block; nil if it has none
-	held   *batch          // what a write on the fan-out's goroutine left for the pump
-	heldN  int             // events in held
-	cancel context.CancelFunc
-	hb     *time.Timer // heartbeat, once armed
-	exp    *time.Timer // token expiry, once armed
+	nc  net.Conn
+	raw syscall.RawConn // nc's, for writes that must not block; nil if it has none
+	// leave, when set, waits for the client to leave; leaveToken names
+	// the stream there, under its lock (0 once forgotten). Without it the
+	// stream's own goroutine waits (watch).
+	leave      *leaveWatch
+	leaveToken uint64
+	held       *batch // what a write on the fan-out's goroutine left for the pump
+	heldN      int    // events in held
+	cancel     context.CancelFunc
+	hb         *time.Timer // heartbeat, once armed
+	exp        *time.Timer // token expiry, once armed
 
 	mu      sync.Mutex
 	pend    uint8 // wake reasons not yet handled

@@ -31,7 +31,29 @@ func (h *Handler) track(s *stream) {
 	})
 }
 
+// watchLeave has the Handler's leaveWatch (made for the first stream it
+// can watch) wait for s's client to leave, or, where it cannot, a
+// goroutine of the stream's own (watch).
+func (h *Handler) watchLeave(s *stream) {
+	if s.raw != nil && !h.opts.ownWatch {
+		h.leaveOnce.Do(func() {
+			var err error
+			if h.leave, err = newLeaveWatch(h.hub.Closing()); err != nil {
+				h.log.Warn("each stream keeps a goroutine to see its client leave", "err", err)
+			}
+		})
+		if h.leave != nil && h.leave.add(s) {
+			s.leave = h.leave
+			return
+		}
+	}
+	go s.watch()
+}
+
 func (h *Handler) untrack(s *stream) {
+	if s.leave != nil {
+		s.leave.remove(s)
+	}
 	h.mu.Lock()
 	delete(h.streams, s)
 	if len(h.streams) == 0 && h.empty != nil {
