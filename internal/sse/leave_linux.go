@@ -65,7 +65,7 @@ func (w *leaveWatch) add(s *stream) bool {
 	w.next++
 	token := w.next
 	w.streams[token] = s
-	s.leaveToken = token
+	s.leave, s.leaveToken = w, token // before gone can see the stream
 	w.mu.Unlock()
 	var err error
 	cerr := w.rc.Control(func(ep uintptr) {

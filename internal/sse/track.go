@@ -43,7 +43,6 @@ func (h *Handler) watchLeave(s *stream) {
 			}
 		})
 		if h.leave != nil && h.leave.add(s) {
-			s.leave = h.leave
 			return
 		}
 	}
