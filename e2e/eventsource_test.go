@@ -49,6 +49,7 @@ type connection struct {
 	lastEventID string    // the id it resumed from: Last-Event-ID, or lastEventId in a new EventSource's URL
 	droppedAt   time.Time // when the stream ended (zero while open)
 	firstEvent  int       // index in events of its first event
+	heldAtDrop  string    // the browser's last event id when the stream ended
 }
 
 const defaultRetry = 3 * time.Second
@@ -187,6 +188,7 @@ func (es *eventSource) connect(ctx context.Context) bool {
 				es.lastID = r.LastID()
 			}
 			es.conns[n].droppedAt = time.Now()
+			es.conns[n].heldAtDrop = es.lastID
 			es.notify()
 			es.mu.Unlock()
 			return false
