@@ -20,9 +20,9 @@ type coalescer[R any] struct {
 	sending int // pipelines under way
 }
 
-// submit sends r now, with whatever queued, or queues it when inFlight
-// pipelines are under way. It returns once r is sent or queued; send
-// answers it.
+// submit sends r now, on the caller's goroutine, or queues it when
+// inFlight pipelines are under way (the next of them to finish takes the
+// queue). It returns once r is sent or queued; send answers it.
 func (c *coalescer[R]) submit(r R) {
 	c.mu.Lock()
 	if c.sending >= c.inFlight {
